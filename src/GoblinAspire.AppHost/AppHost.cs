@@ -1,0 +1,41 @@
+using GoblinAspire.ServiceDefaults;
+
+var builder = DistributedApplication.CreateBuilder(args);
+
+var redis = builder.AddRedis(PlatformResources.Redis)
+    .WithDataVolume();
+
+var postgresPassword = builder.AddParameter("postgres-password", secret: true);
+var postgres = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword)
+    .WithDataVolume();
+var gatewayDb = postgres.AddDatabase(PlatformResources.GatewayDatabase);
+var registryDb = postgres.AddDatabase(PlatformResources.RegistryDatabase);
+var trainingDb = postgres.AddDatabase(PlatformResources.TrainingDatabase);
+
+var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
+    .WithReference(registryDb).WaitFor(registryDb)
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+
+var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
+    .WithReference(modelRegistry).WaitFor(modelRegistry)
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+
+builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
+    .WithReference(trainingDb).WaitFor(trainingDb)
+    .WithReference(modelRegistry).WaitFor(modelRegistry)
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+
+builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
+    .WithReference(redis).WaitFor(redis)
+    .WithReference(gatewayDb).WaitFor(gatewayDb)
+    .WithReference(chatFallback).WaitFor(chatFallback)
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
+    .WithExternalHttpEndpoints()
+    .WithReplicas(2);
+
+builder.Build().Run();
+
+internal static class ServiceDefaultsPaths
+{
+    public const string Health = "/health";
+}

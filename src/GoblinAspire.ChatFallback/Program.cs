@@ -1,0 +1,3 @@
+using GoblinAspire.ChatFallback;
+
+return await ChatFallbackApp.Build(args).RunServiceAsync();

@@ -1,0 +1,3 @@
+using GoblinAspire.Gateway;
+
+return await GatewayApp.Build(args).RunServiceAsync();

@@ -1,0 +1,3 @@
+using GoblinAspire.ModelRegistry;
+
+return await ModelRegistryApp.Build(args).RunServiceAsync();

@@ -1,0 +1,3 @@
+using GoblinAspire.TrainingWorker;
+
+return await TrainingWorkerApp.Build(args).RunServiceAsync();

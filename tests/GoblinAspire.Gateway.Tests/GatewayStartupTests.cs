@@ -1,0 +1,43 @@
+using System.Net;
+using GoblinAspire.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace GoblinAspire.Gateway.Tests;
+
+[Collection(PlatformServers.Collection)]
+public sealed class GatewayStartupTests(PlatformServers servers)
+{
+    [Fact]
+    public async Task Starts_with_aspire_connection_strings_and_reports_redis_and_postgres_in_health()
+    {
+        var database = await servers.Postgres.CreateDatabaseAsync("gateway");
+        var app = GatewayApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__redis"] = servers.Redis.ConnectionString,
+            ["ConnectionStrings__gatewaydb"] = database,
+        }));
+        await using var host = await TestWebHost.StartAsync(app);
+
+        using var health = await host.Client.GetAsync("/health");
+        var body = await health.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Contains("\"redis\"", body, StringComparison.Ordinal);
+        Assert.Contains("\"gatewaydb\"", body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/alive")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/metrics")).StatusCode);
+    }
+
+    [Fact]
+    public void An_out_of_range_body_limit_is_rejected_at_start()
+    {
+        var app = GatewayApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__redis"] = servers.Redis.ConnectionString,
+            ["ConnectionStrings__gatewaydb"] = servers.Postgres.ConnectionString(),
+            ["Gateway__MaxRequestBodyBytes"] = "12",
+        }));
+        var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Contains("MaxRequestBodyBytes", error.Message, StringComparison.Ordinal);
+    }
+}
