@@ -14,7 +14,10 @@ trap 'rm -rf "$log_dir"' EXIT
 
 if ! dotnet restore src/GoblinAspire.AppHost/GoblinAspire.AppHost.csproj >"$log_dir/apphost-restore.log" 2>&1; then
   if grep -q "Aspire" "$log_dir/apphost-restore.log"; then
+    # A solution filter of every project in the solution but the AppHost ones, made from the .sln itself.
     target=GoblinAspire.NoAspire.slnf
+    projects=$(grep -oE '"[^"]+\.csproj"' GoblinAspire.sln | grep -v 'AppHost' | sed 's/\\/\\\\/g' | paste -sd, -)
+    printf '{"solution":{"path":"GoblinAspire.sln","projects":[%s]}}\n' "$projects" >"$target"
     echo "Skipped GoblinAspire.AppHost and GoblinAspire.AppHost.Tests: the Aspire 13 packages (Aspire.AppHost.Sdk, Aspire.Hosting.*) do not restore from the configured NuGet feeds."
   else
     cat "$log_dir/apphost-restore.log"

@@ -1,4 +1,13 @@
+using GoblinAspire.Gateway.Api;
+using GoblinAspire.Gateway.Protocols;
+using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Routing;
+using GoblinAspire.Gateway.Telemetry;
 using GoblinAspire.ServiceDefaults;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
 
 namespace GoblinAspire.Gateway;
 
@@ -14,9 +23,83 @@ public static class GatewayApp
         builder.AddGoblinRedis(PlatformResources.Redis);
         builder.AddGoblinNpgsql(PlatformResources.GatewayDatabase);
         builder.AddValidatedOptions<GatewayOptions, GatewayOptionsValidator>(GatewayOptions.SectionName);
+        builder.AddGatewayCore();
 
         var app = builder.Build();
         app.MapDefaultEndpoints();
+        app.MapInference();
+        app.MapProviders();
         return app;
+    }
+
+    public static IHostApplicationBuilder AddGatewayCore(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<OpenAiProtocol>();
+        services.AddSingleton<RunPodProtocol>();
+        services.AddSingleton<OllamaProtocol>();
+        services.AddSingleton<AnthropicProtocol>();
+        services.AddSingleton<ProviderProtocols>();
+        services.AddSingleton<ProviderHealthBoard>();
+        services.AddSingleton<ProviderCatalog>();
+        services.AddSingleton<ProviderRouter>();
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<InferenceRelay>();
+        services.AddSingleton<ProviderProbeService>();
+        services.AddHostedService(sp => sp.GetRequiredService<ProviderProbeService>());
+
+        // Failover, timeouts and circuits are the gateway's own policy, per provider. The standard resilience
+        // handler that every other client gets would retry the same provider instead, and time out streams.
+#pragma warning disable EXTEXP0001 // Experimental, but the supported way to opt one client out of ConfigureHttpClientDefaults.
+        services.AddHttpClient(InferenceRelay.UpstreamClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+                AutomaticDecompression = System.Net.DecompressionMethods.None,
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                EnableMultipleHttp2Connections = true,
+            })
+            .RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+
+        var providers = builder.Configuration.GetSection($"{GatewayOptions.SectionName}:Providers").Get<List<ProviderOptions>>() ?? [];
+        foreach (var name in providers.Select(p => p.Name).Where(n => !string.IsNullOrWhiteSpace(n)).Distinct(StringComparer.Ordinal))
+        {
+            services.AddResiliencePipeline(ProviderCatalog.PipelineKey(name), (pipeline, context) =>
+            {
+                var provider = context.ServiceProvider.GetRequiredService<IOptions<GatewayOptions>>().Value.Providers.First(p => p.Name == name);
+                var health = context.ServiceProvider.GetRequiredService<ProviderHealthBoard>().For(name);
+                var logger = context.ServiceProvider.GetRequiredService<ILogger<ProviderCatalog>>();
+                var breaker = provider.CircuitBreaker;
+                pipeline
+                    .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+                    {
+                        FailureRatio = breaker.FailureRatio,
+                        MinimumThroughput = breaker.MinimumThroughput,
+                        SamplingDuration = breaker.SamplingDuration,
+                        BreakDuration = breaker.BreakDuration,
+                        ShouldHandle = new PredicateBuilder()
+                            .Handle<UpstreamException>(ex => ex.CountsAgainstCircuit)
+                            .Handle<TimeoutRejectedException>(),
+                        OnOpened = _ => Changed(health, logger, CircuitState.Open),
+                        OnHalfOpened = _ => Changed(health, logger, CircuitState.HalfOpen),
+                        OnClosed = _ => Changed(health, logger, CircuitState.Closed),
+                    })
+                    .AddTimeout(provider.Timeout);
+            });
+        }
+
+        return builder;
+    }
+
+    private static ValueTask Changed(ProviderHealth health, ILogger logger, CircuitState state)
+    {
+        health.SetCircuit(state);
+        GatewayLog.CircuitChanged(logger, health.Name, state.ToString());
+        return ValueTask.CompletedTask;
     }
 }

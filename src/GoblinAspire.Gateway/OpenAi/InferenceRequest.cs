@@ -1,0 +1,220 @@
+using System.Text;
+using System.Text.Json;
+
+namespace GoblinAspire.Gateway.OpenAi;
+
+/// <summary>
+/// What routing needs from a request body, read in one forward pass without building a document: the model (and
+/// where its value sits, so it can be swapped without re-serialising), the streaming flags, max_tokens, whether tools
+/// are present. Every other field stays as raw bytes and reaches the provider untouched.
+/// </summary>
+public sealed class InferenceRequest
+{
+    private InferenceRequest(ReadOnlyMemory<byte> body, InferenceOperation operation)
+    {
+        Body = body;
+        Operation = operation;
+    }
+
+    public ReadOnlyMemory<byte> Body { get; }
+
+    public InferenceOperation Operation { get; }
+
+    public string Model { get; private set; } = "";
+
+    /// <summary>Byte range of the model's JSON string token, quotes included.</summary>
+    public Range ModelToken { get; private set; }
+
+    public bool Stream { get; private set; }
+
+    public bool IncludeUsage { get; private set; }
+
+    public int? MaxTokens { get; private set; }
+
+    public bool HasTools { get; private set; }
+
+    public double? Temperature { get; private set; }
+
+    /// <summary>A rough prompt size for cost and context checks: about four bytes of JSON per token.</summary>
+    public int EstimatedPromptTokens => Math.Max(1, Body.Length / 4);
+
+    /// <summary>Parses <paramref name="body"/>; returns null and an OpenAI-shaped error when it is not acceptable.</summary>
+    public static InferenceRequest? Parse(ReadOnlyMemory<byte> body, InferenceOperation operation, out OpenAiError? error)
+    {
+        var request = new InferenceRequest(body, operation);
+        error = null;
+        var sawPayload = false;
+        var reader = new Utf8JsonReader(body.Span, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 });
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = OpenAiError.InvalidJson();
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.ValueSpan;
+                reader.Read();
+                if (name.SequenceEqual("model"u8))
+                {
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        error = OpenAiError.InvalidParameter("model", "'model' must be a string.");
+                        return null;
+                    }
+
+                    request.Model = reader.GetString()!;
+                    var start = (int)reader.TokenStartIndex;
+                    request.ModelToken = new Range(start, start + reader.ValueSpan.Length + 2);
+                }
+                else if (name.SequenceEqual("stream"u8))
+                {
+                    request.Stream = reader.TokenType == JsonTokenType.True;
+                }
+                else if (name.SequenceEqual("stream_options"u8) && reader.TokenType == JsonTokenType.StartObject)
+                {
+                    request.IncludeUsage = ReadIncludeUsage(ref reader);
+                }
+                else if ((name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8)) && reader.TokenType == JsonTokenType.Number)
+                {
+                    if (!reader.TryGetInt32(out var maxTokens) || maxTokens < 1)
+                    {
+                        error = OpenAiError.InvalidParameter(Encoding.UTF8.GetString(name), "max_tokens must be a positive integer.");
+                        return null;
+                    }
+
+                    request.MaxTokens = maxTokens;
+                }
+                else if (name.SequenceEqual("temperature"u8) && reader.TokenType == JsonTokenType.Number)
+                {
+                    request.Temperature = reader.GetDouble();
+                }
+                else if (name.SequenceEqual("tools"u8) || name.SequenceEqual("functions"u8))
+                {
+                    request.HasTools |= reader.TokenType == JsonTokenType.StartArray && !IsEmptyArray(ref reader);
+                }
+                else if (IsPayload(name, operation))
+                {
+                    if (!CheckPayload(ref reader, operation, out error))
+                    {
+                        return null;
+                    }
+
+                    sawPayload = true;
+                }
+
+                reader.Skip();
+            }
+
+            // Reading to the end validates everything after the last property too.
+            while (reader.Read())
+            {
+            }
+        }
+        catch (JsonException)
+        {
+            error = OpenAiError.InvalidJson();
+            return null;
+        }
+
+        if (request.Model.Length == 0)
+        {
+            error = request.ModelToken.Equals(default(Range))
+                ? new OpenAiError(StatusCodes.Status400BadRequest, "you must provide a model parameter", OpenAiError.InvalidRequest, "model", "missing_required_parameter")
+                : OpenAiError.InvalidParameter("model", "'model' must not be empty.");
+            return null;
+        }
+
+        if (!sawPayload)
+        {
+            error = OpenAiError.MissingParameter(PayloadName(operation));
+            return null;
+        }
+
+        return request;
+    }
+
+    /// <summary>The body with the model name replaced, for providers that know the model under another name.</summary>
+    public ReadOnlyMemory<byte> BodyWithModel(string upstreamModel)
+    {
+        if (upstreamModel == Model)
+        {
+            return Body;
+        }
+
+        var (offset, length) = ModelToken.GetOffsetAndLength(Body.Length);
+        var encoded = JsonEncodedText.Encode(upstreamModel);
+        var quotedLength = encoded.EncodedUtf8Bytes.Length + 2;
+        var result = new byte[Body.Length - length + quotedLength];
+        Body.Span[..offset].CopyTo(result);
+        result[offset] = (byte)'"';
+        encoded.EncodedUtf8Bytes.CopyTo(result.AsSpan(offset + 1));
+        result[offset + quotedLength - 1] = (byte)'"';
+        Body.Span[(offset + length)..].CopyTo(result.AsSpan(offset + quotedLength));
+        return result;
+    }
+
+    private static bool IsPayload(ReadOnlySpan<byte> name, InferenceOperation operation) => operation switch
+    {
+        InferenceOperation.Chat => name.SequenceEqual("messages"u8),
+        InferenceOperation.Completions => name.SequenceEqual("prompt"u8),
+        _ => name.SequenceEqual("input"u8),
+    };
+
+    private static string PayloadName(InferenceOperation operation) => operation switch
+    {
+        InferenceOperation.Chat => "messages",
+        InferenceOperation.Completions => "prompt",
+        _ => "input",
+    };
+
+    private static bool CheckPayload(ref Utf8JsonReader reader, InferenceOperation operation, out OpenAiError? error)
+    {
+        error = null;
+        var name = PayloadName(operation);
+        var ok = operation switch
+        {
+            InferenceOperation.Chat => reader.TokenType == JsonTokenType.StartArray,
+            _ => reader.TokenType is JsonTokenType.StartArray or JsonTokenType.String,
+        };
+        if (!ok)
+        {
+            error = OpenAiError.InvalidParameter(name, operation == InferenceOperation.Chat
+                ? "'messages' must be an array of message objects."
+                : $"'{name}' must be a string or an array.");
+            return false;
+        }
+
+        if (reader.TokenType == JsonTokenType.StartArray && IsEmptyArray(ref reader))
+        {
+            error = OpenAiError.InvalidParameter(name, $"'{name}' must not be empty.");
+            return false;
+        }
+
+        return true;
+    }
+
+    private static bool IsEmptyArray(ref Utf8JsonReader reader)
+    {
+        var copy = reader;
+        return copy.Read() && copy.TokenType == JsonTokenType.EndArray;
+    }
+
+    private static bool ReadIncludeUsage(ref Utf8JsonReader reader)
+    {
+        var copy = reader;
+        var depth = copy.CurrentDepth;
+        while (copy.Read() && copy.CurrentDepth > depth)
+        {
+            if (copy.TokenType == JsonTokenType.PropertyName && copy.CurrentDepth == depth + 1 && copy.ValueSpan.SequenceEqual("include_usage"u8))
+            {
+                copy.Read();
+                return copy.TokenType == JsonTokenType.True;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,112 @@
+using System.Buffers;
+using System.Text.Json;
+using GoblinAspire.Gateway.Relay;
+
+namespace GoblinAspire.Gateway.Protocols;
+
+internal static class UpstreamBody
+{
+    /// <summary>Reads a whole answer, refusing one larger than <paramref name="limit"/>. IO failures mean a reset.</summary>
+    public static async Task<byte[]> ReadAsync(HttpResponseMessage upstream, long limit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (upstream.Content.Headers.ContentLength is { } length)
+            {
+                if (length > limit)
+                {
+                    throw new UpstreamException(FailureReasons.Protocol, $"the provider's answer ({length} bytes) is larger than the {limit}-byte limit");
+                }
+
+                var exact = new byte[length];
+                await using var stream = await upstream.Content.ReadAsStreamAsync(cancellationToken);
+                await stream.ReadExactlyAsync(exact, cancellationToken);
+                return exact;
+            }
+
+            await using var body = await upstream.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new ArrayBufferWriter<byte>(16 * 1024);
+            while (true)
+            {
+                var memory = buffer.GetMemory(16 * 1024);
+                var read = await body.ReadAsync(memory, cancellationToken);
+                if (read == 0)
+                {
+                    return buffer.WrittenSpan.ToArray();
+                }
+
+                buffer.Advance(read);
+                if (buffer.WrittenCount > limit)
+                {
+                    throw new UpstreamException(FailureReasons.Protocol, $"the provider's answer is larger than the {limit}-byte limit");
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            throw new UpstreamException(FailureReasons.Reset, "the provider's connection broke while sending the answer", inner: ex);
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new UpstreamException(FailureReasons.Reset, "the provider's answer was shorter than its Content-Length", inner: ex);
+        }
+    }
+
+    /// <summary>The next SSE event, turning a broken connection into an upstream failure.</summary>
+    public static async ValueTask<ReadOnlySequence<byte>?> NextEventAsync(SseReader events, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await events.ReadEventAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            throw new UpstreamException(FailureReasons.Reset, "the provider's connection broke during the stream", inner: ex);
+        }
+    }
+
+    public static bool IsOpenAiError(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return false;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isError = reader.ValueTextEquals("error"u8);
+                reader.Read();
+                if (isError)
+                {
+                    return reader.TokenType == JsonTokenType.StartObject;
+                }
+
+                reader.Skip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return false;
+    }
+
+    /// <summary>Retry-After as delta-seconds or an HTTP date.</summary>
+    public static TimeSpan? RetryAfter(HttpResponseMessage response, TimeProvider time)
+    {
+        if (response.Headers.RetryAfter is not { } retryAfter)
+        {
+            return null;
+        }
+
+        if (retryAfter.Delta is { } delta)
+        {
+            return delta;
+        }
+
+        return retryAfter.Date is { } date ? date - time.GetUtcNow() : null;
+    }
+}

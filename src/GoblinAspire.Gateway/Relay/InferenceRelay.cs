@@ -1,0 +1,297 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using GoblinAspire.Gateway.OpenAi;
+using GoblinAspire.Gateway.Routing;
+using GoblinAspire.Gateway.Telemetry;
+using Microsoft.Extensions.Options;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace GoblinAspire.Gateway.Relay;
+
+/// <summary>
+/// Answers one inference request: reads and checks it, asks the router for candidates, and tries them in order.
+/// Before the first byte reaches the client, a failed attempt (connect error, 429, 5xx, timeout, open circuit) moves
+/// on to the next candidate; after it, the stream is ended with an OpenAI-style error event and never retried.
+/// </summary>
+public sealed class InferenceRelay(
+    ProviderRouter router,
+    IHttpClientFactory httpClients,
+    IOptions<GatewayOptions> options,
+    GatewayMetrics metrics,
+    TimeProvider time,
+    ILogger<InferenceRelay> logger)
+{
+    public const string UpstreamClientName = "gateway-upstream";
+
+    private readonly GatewayOptions _options = options.Value;
+
+    public async Task HandleAsync(HttpContext http, InferenceOperation operation)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var startedAt = time.GetTimestamp();
+        var aborted = http.RequestAborted;
+
+        var (body, readError) = await RequestBody.ReadAsync(http.Request, _options.MaxRequestBodyBytes, aborted);
+        if (readError is not null)
+        {
+            await readError.WriteAsync(http.Response);
+            return;
+        }
+
+        var request = InferenceRequest.Parse(body, operation, out var parseError);
+        if (request is null)
+        {
+            await parseError!.WriteAsync(http.Response);
+            return;
+        }
+
+        var plan = router.Plan(request, http.Request.Headers[ProviderRouter.StrategyHeader]);
+        if (plan.Error is not null)
+        {
+            await plan.Error.WriteAsync(http.Response);
+            return;
+        }
+
+        var failures = new List<UpstreamException>();
+        var client = httpClients.CreateClient(UpstreamClientName);
+        for (var attempt = 0; attempt < plan.Candidates.Count; attempt++)
+        {
+            var deployment = plan.Candidates[attempt];
+            var provider = deployment.Provider;
+            var relay = new RelayContext(http, deployment, request, time, startedAt, attempt + 1);
+            using var activity = StartActivity(deployment, request, relay.Attempt);
+            try
+            {
+                await provider.Pipeline.ExecuteAsync(
+                    static async (state, ct) => await state.Self.AttemptAsync(state.Client, state.Relay, ct),
+                    (Self: this, Client: client, Relay: relay),
+                    aborted);
+                var latency = time.GetElapsedTime(startedAt);
+                provider.Health.ObserveLatency(latency);
+                if (request.Stream && relay.FirstToken is { } ttft)
+                {
+                    provider.Health.ObserveFirstToken(ttft);
+                }
+
+                metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
+                metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
+                Complete(activity, relay, null);
+                return;
+            }
+            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+            {
+                // The client went away; the upstream request was cancelled with it. Not the provider's fault.
+                metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
+                Complete(activity, relay, "client_closed");
+                return;
+            }
+            catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
+            {
+                var failure = ex switch
+                {
+                    UpstreamException upstream => upstream,
+                    BrokenCircuitException => new UpstreamException(FailureReasons.CircuitOpen, "circuit open", inner: ex),
+                    _ => new UpstreamException(FailureReasons.Timeout, $"no complete answer within {provider.Options.Timeout.TotalSeconds:0.###} s", inner: ex),
+                };
+                metrics.ProviderError(provider.Name, failure.Reason);
+                Complete(activity, relay, failure.Reason);
+                if (failure.Reason != FailureReasons.CircuitOpen)
+                {
+                    provider.Health.RecordError($"{failure.Reason}: {failure.Message}");
+                }
+
+                if (failure.RetryAfter is { } retryAfter)
+                {
+                    provider.Health.CoolDown(retryAfter < _options.Routing.MaxCooldown ? retryAfter : _options.Routing.MaxCooldown);
+                }
+
+                if (relay.Committed)
+                {
+                    GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
+                    metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
+                    await EndStreamWithErrorAsync(http, failure);
+                    return;
+                }
+
+                GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
+                failures.Add(failure);
+            }
+        }
+
+        var final = FinalError(request.Model, plan.Candidates, failures, out var finalRetryAfter);
+        metrics.Request("none", request.Model, final.StatusCode, time.GetElapsedTime(startedAt), null);
+        http.Response.Headers["x-goblin-attempts"] = failures.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await final.WriteAsync(http.Response, finalRetryAfter);
+    }
+
+    private async Task AttemptAsync(HttpClient client, RelayContext relay, CancellationToken cancellationToken)
+    {
+        var provider = relay.Deployment.Provider;
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (relay.Request.Stream)
+        {
+            // A non-streaming answer arrives whole; only the attempt timeout applies to it.
+            attempt.CancelAfter(provider.Options.FirstTokenTimeout);
+            relay.ArmFirstTokenTimer(attempt);
+        }
+        try
+        {
+            using var message = provider.Protocol.CreateRequest(relay.Deployment, relay.Request);
+            HttpResponseMessage upstream;
+            try
+            {
+                upstream = await client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, attempt.Token);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw new UpstreamException(
+                    ex.InnerException is SocketException or IOException ? FailureReasons.Connect : FailureReasons.Reset,
+                    ex.HttpRequestError == HttpRequestError.ConnectionError ? "could not connect to the provider" : "the request to the provider failed",
+                    inner: ex);
+            }
+
+            using (upstream)
+            {
+                var status = (int)upstream.StatusCode;
+                if (status == StatusCodes.Status429TooManyRequests)
+                {
+                    throw new UpstreamException(FailureReasons.RateLimited, "HTTP 429 from the provider", status, Protocols.UpstreamBody.RetryAfter(upstream, time));
+                }
+
+                if (status >= 500)
+                {
+                    throw new UpstreamException(FailureReasons.ServerError, $"HTTP {status} from the provider", status, Protocols.UpstreamBody.RetryAfter(upstream, time));
+                }
+
+                if (status >= 400)
+                {
+                    await provider.Protocol.RelayClientErrorAsync(upstream, relay, attempt.Token);
+                    return;
+                }
+
+                try
+                {
+                    await provider.Protocol.RelayAsync(upstream, relay, attempt.Token);
+                }
+                catch (Exception ex) when (relay.Committed && ex is not UpstreamException && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new UpstreamException(FailureReasons.StreamInterrupted, "the answer broke off", inner: ex);
+                }
+                catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
+                {
+                    // A translated answer missing a field its protocol promises: the provider is at fault.
+                    throw new UpstreamException(FailureReasons.Protocol, "the provider's answer is not in its protocol's shape", inner: ex);
+                }
+            }
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested && attempt.IsCancellationRequested)
+        {
+            throw new UpstreamException(FailureReasons.FirstTokenTimeout, $"no answer within the first-token timeout of {provider.Options.FirstTokenTimeout.TotalSeconds:0.###} s", inner: ex);
+        }
+    }
+
+    private static OpenAiError FinalError(string model, IReadOnlyList<Deployment> candidates, List<UpstreamException> failures, out TimeSpan? retryAfter)
+    {
+        retryAfter = null;
+        if (failures.All(f => f.Reason == FailureReasons.RateLimited))
+        {
+            retryAfter = candidates.Select(c => c.Provider.Health.CooldownRemaining).Where(t => t > TimeSpan.Zero).DefaultIfEmpty(TimeSpan.FromSeconds(1)).Min();
+            return new OpenAiError(StatusCodes.Status429TooManyRequests, $"Every provider of model `{model}` is rate limited; retry after the Retry-After delay.", "requests", null, OpenAiError.RateLimit);
+        }
+
+        var summary = string.Join("; ", failures.Select((f, i) => $"{candidates[i].Provider.Name}: {f.Reason}{(f.StatusCode is { } s ? $" (HTTP {s})" : "")}"));
+        if (failures.All(f => f.Reason == FailureReasons.CircuitOpen))
+        {
+            retryAfter = TimeSpan.FromSeconds(1);
+            return new OpenAiError(StatusCodes.Status503ServiceUnavailable, $"No provider of model `{model}` is available right now: {summary}.", OpenAiError.ServerError, null, "service_unavailable");
+        }
+
+        if (failures[^1].Reason is FailureReasons.Timeout or FailureReasons.FirstTokenTimeout)
+        {
+            return new OpenAiError(StatusCodes.Status504GatewayTimeout, $"Every provider of model `{model}` failed; the last timed out: {summary}.", OpenAiError.ServerError, null, "upstream_timeout");
+        }
+
+        return new OpenAiError(StatusCodes.Status502BadGateway, $"Every provider of model `{model}` failed: {summary}.", OpenAiError.ServerError, null, "upstream_error");
+    }
+
+    /// <summary>An OpenAI-style error event, which OpenAI's SDKs raise as an APIError mid-stream.</summary>
+    private static async Task EndStreamWithErrorAsync(HttpContext http, UpstreamException failure)
+    {
+        if (!http.Response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) ?? true)
+        {
+            // A non-streaming answer that broke after its headers cannot be repaired; abort so the client sees it.
+            http.Abort();
+            return;
+        }
+
+        var error = new OpenAiError(StatusCodes.Status502BadGateway, $"The provider failed during the answer ({failure.Reason}).", OpenAiError.ServerError, null, "upstream_stream_error");
+        try
+        {
+            await http.Response.BodyWriter.WriteAsync("data: "u8.ToArray());
+            await http.Response.BodyWriter.WriteAsync(error.ToJsonBytes());
+            await http.Response.BodyWriter.WriteAsync("\n\n"u8.ToArray());
+            await http.Response.BodyWriter.FlushAsync();
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // The client is gone as well; nothing left to tell.
+        }
+    }
+
+    private Activity? StartActivity(Deployment deployment, InferenceRequest request, int attempt)
+    {
+        var activity = GatewayActivity.Source.StartActivity($"{request.Operation.OperationName()} {request.Model}", ActivityKind.Client);
+        if (activity is null)
+        {
+            return null;
+        }
+
+        activity.SetTag("gen_ai.system", deployment.Provider.Protocol.System);
+        activity.SetTag("gen_ai.operation.name", request.Operation.OperationName());
+        activity.SetTag("gen_ai.request.model", request.Model);
+        activity.SetTag("goblin.provider", deployment.Provider.Name);
+        activity.SetTag("goblin.attempt", attempt);
+        if (request.MaxTokens is { } maxTokens)
+        {
+            activity.SetTag("gen_ai.request.max_tokens", maxTokens);
+        }
+
+        if (request.Temperature is { } temperature)
+        {
+            activity.SetTag("gen_ai.request.temperature", temperature);
+        }
+
+        if (_options.CaptureMessageContent)
+        {
+            activity.SetTag("gen_ai.input.messages", System.Text.Encoding.UTF8.GetString(request.Body.Span));
+        }
+
+        return activity;
+    }
+
+    private static void Complete(Activity? activity, RelayContext relay, string? error)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag("gen_ai.response.model", relay.ResponseModel ?? relay.Deployment.UpstreamModel);
+        if (relay.InputTokens is { } input)
+        {
+            activity.SetTag("gen_ai.usage.input_tokens", input);
+        }
+
+        if (relay.OutputTokens is { } output)
+        {
+            activity.SetTag("gen_ai.usage.output_tokens", output);
+        }
+
+        if (error is not null)
+        {
+            activity.SetTag("error.type", error);
+            activity.SetStatus(ActivityStatusCode.Error);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using GoblinAspire.Gateway.Routing;
+using Polly.CircuitBreaker;
+
+namespace GoblinAspire.Gateway.Telemetry;
+
+/// <summary>
+/// The gateway's Prometheus metrics, under the names the platform's alert rules and dashboards use:
+/// <c>inference_requests_total</c>, <c>inference_latency_seconds</c>, <c>inference_time_to_first_token_seconds</c>,
+/// <c>provider_errors_total</c>, <c>inference_tokens_total</c>, <c>provider_circuit_state</c>.
+/// </summary>
+public sealed class GatewayMetrics
+{
+    public const string MeterName = "GoblinAspire.Gateway";
+
+    private static readonly double[] LatencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
+
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _latency;
+    private readonly Histogram<double> _firstToken;
+    private readonly Counter<long> _providerErrors;
+    private readonly Counter<long> _tokens;
+
+    public GatewayMetrics(IMeterFactory meterFactory, IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        var meter = meterFactory.Create(MeterName);
+        _requests = meter.CreateCounter<long>("inference_requests_total", description: "Inference requests answered, by provider, model and HTTP status.");
+        _latency = meter.CreateHistogram("inference_latency_seconds", "s", "Time from request to the last byte of the answer.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _firstToken = meter.CreateHistogram("inference_time_to_first_token_seconds", "s", "Time from request to the first answer byte.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        _providerErrors = meter.CreateCounter<long>("provider_errors_total", description: "Failed attempts at a provider, by reason.");
+        _tokens = meter.CreateCounter<long>("inference_tokens_total", description: "Tokens by provider, model and direction (input or output).");
+        // The catalog is resolved lazily: the gauge is observed only at scrape time.
+        meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
+    }
+
+    public void Request(string provider, string model, int status, TimeSpan latency, TimeSpan? firstToken)
+    {
+        var tags = new TagList { { "provider", provider }, { "model", model }, { "status", StatusLabel(status) } };
+        _requests.Add(1, tags);
+        _latency.Record(latency.TotalSeconds, tags);
+        if (firstToken is { } ttft)
+        {
+            _firstToken.Record(ttft.TotalSeconds, new TagList { { "provider", provider }, { "model", model } });
+        }
+    }
+
+    public void ProviderError(string provider, string reason) =>
+        _providerErrors.Add(1, new TagList { { "provider", provider }, { "reason", reason } });
+
+    public void Tokens(string provider, string model, long? input, long? output)
+    {
+        if (input is > 0)
+        {
+            _tokens.Add(input.Value, new TagList { { "provider", provider }, { "model", model }, { "direction", "input" } });
+        }
+
+        if (output is > 0)
+        {
+            _tokens.Add(output.Value, new TagList { { "provider", provider }, { "model", model }, { "direction", "output" } });
+        }
+    }
+
+    private static IEnumerable<Measurement<int>> ObserveCircuits(IServiceProvider services)
+    {
+        var catalog = (ProviderCatalog?)services.GetService(typeof(ProviderCatalog));
+        if (catalog is null)
+        {
+            yield break;
+        }
+
+        foreach (var provider in catalog.Providers)
+        {
+            var state = provider.Health.Circuit switch
+            {
+                CircuitState.Open or CircuitState.Isolated => 2,
+                CircuitState.HalfOpen => 1,
+                _ => 0,
+            };
+            yield return new Measurement<int>(state, new KeyValuePair<string, object?>("provider", provider.Name));
+        }
+    }
+
+    private static string StatusLabel(int status) => status switch
+    {
+        200 => "200",
+        400 => "400",
+        404 => "404",
+        413 => "413",
+        429 => "429",
+        499 => "499",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => status.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}
