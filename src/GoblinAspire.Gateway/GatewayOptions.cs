@@ -77,8 +77,14 @@ public sealed class ProviderModelOptions
     /// <summary>The name the provider knows it by; defaults to <see cref="Name"/>.</summary>
     public string? UpstreamModel { get; set; }
 
-    /// <summary>Any of <c>chat</c>, <c>completions</c>, <c>embeddings</c>, <c>streaming</c>, <c>tools</c>.</summary>
-    public List<string> Capabilities { get; set; } = [ModelCapabilities.Chat, ModelCapabilities.Completions, ModelCapabilities.Streaming, ModelCapabilities.Tools];
+    /// <summary>
+    /// Any of <c>chat</c>, <c>completions</c>, <c>embeddings</c>, <c>streaming</c>, <c>tools</c>. Unset means
+    /// <see cref="ModelCapabilities.Default"/>. (A pre-filled list could not be narrowed: configuration binding
+    /// appends to lists.)
+    /// </summary>
+    public List<string>? Capabilities { get; set; }
+
+    public IReadOnlyList<string> EffectiveCapabilities => Capabilities is { Count: > 0 } configured ? configured : ModelCapabilities.Default;
 
     public int ContextLength { get; set; } = 8192;
 }
@@ -133,6 +139,9 @@ public static class ModelCapabilities
     public const string Tools = "tools";
 
     public static IReadOnlyList<string> All { get; } = [Chat, Completions, Embeddings, Streaming, Tools];
+
+    /// <summary>What a chat model served by vLLM or llama.cpp offers.</summary>
+    public static IReadOnlyList<string> Default { get; } = [Chat, Completions, Streaming, Tools];
 }
 
 public static class RoutingStrategies
@@ -219,12 +228,12 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                     result.AddError("a model needs a Name.", $"{at}:Models:{m}:Name");
                 }
 
-                foreach (var capability in model.Capabilities.Where(c => !ModelCapabilities.All.Contains(c)))
+                foreach (var capability in model.EffectiveCapabilities.Where(c => !ModelCapabilities.All.Contains(c)))
                 {
                     result.AddError($"unknown capability '{capability}'.", $"{at}:Models:{m}:Capabilities");
                 }
 
-                if (provider.Kind == ProviderKinds.Anthropic && model.Capabilities.Any(c => c is ModelCapabilities.Completions or ModelCapabilities.Embeddings))
+                if (provider.Kind == ProviderKinds.Anthropic && model.EffectiveCapabilities.Any(c => c is ModelCapabilities.Completions or ModelCapabilities.Embeddings))
                 {
                     result.AddError("the Messages API serves chat only: remove completions and embeddings.", $"{at}:Models:{m}:Capabilities");
                 }

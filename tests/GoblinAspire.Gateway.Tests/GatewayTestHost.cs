@@ -79,3 +79,34 @@ public static class GatewayTestHost
             .Where(d => d.Length > 0)
             .ToList();
 }
+
+public static class StreamText
+{
+    /// <summary>The text an OpenAI stream carries: chat deltas' content or completion chunks' text, concatenated.</summary>
+    public static string Of(string sseBody)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var data in GatewayTestHost.SseData(sseBody).Where(d => d != "[DONE]"))
+        {
+            using var chunk = System.Text.Json.JsonDocument.Parse(data);
+            if (!chunk.RootElement.TryGetProperty("choices", out var choices))
+            {
+                continue;
+            }
+
+            foreach (var choice in choices.EnumerateArray())
+            {
+                if (choice.TryGetProperty("delta", out var delta) && delta.TryGetProperty("content", out var content) && content.ValueKind == System.Text.Json.JsonValueKind.String)
+                {
+                    text.Append(content.GetString());
+                }
+                else if (choice.TryGetProperty("text", out var piece))
+                {
+                    text.Append(piece.GetString());
+                }
+            }
+        }
+
+        return text.ToString();
+    }
+}

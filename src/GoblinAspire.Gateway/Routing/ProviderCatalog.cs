@@ -31,7 +31,7 @@ public sealed class Deployment(Provider provider, ProviderModelOptions model)
 
     public int ContextLength { get; } = model.ContextLength;
 
-    public FrozenSet<string> Capabilities { get; } = model.Capabilities.ToFrozenSet(StringComparer.Ordinal);
+    public FrozenSet<string> Capabilities { get; } = model.EffectiveCapabilities.ToFrozenSet(StringComparer.Ordinal);
 
     /// <summary>Expected price of a request, from its prompt estimate and the tokens it may generate.</summary>
     public decimal ExpectedCost(int promptTokens, int completionTokens) =>

@@ -105,6 +105,8 @@ public abstract class ProviderStandIn : IAsyncDisposable
                 await Task.Delay(Timeout.Infinite, context.RequestAborted);
                 break;
             case Behaviour.BreakAfterFirstChunk:
+                // Give the first event time to leave the socket: an abort discards what is still buffered.
+                await Task.Delay(150, context.RequestAborted);
                 context.Abort();
                 throw new OperationCanceledException("stand-in broke the stream");
         }
