@@ -63,7 +63,9 @@ public static class GatewayApp
                 UseCookies = false,
                 EnableMultipleHttp2Connections = true,
             })
-            .RemoveAllResilienceHandlers();
+            .RemoveAllResilienceHandlers()
+            // Per-request logging scopes cost more than the relay itself; the relay logs failures on its own.
+            .RemoveAllLoggers();
 #pragma warning restore EXTEXP0001
 
         var providers = builder.Configuration.GetSection($"{GatewayOptions.SectionName}:Providers").Get<List<ProviderOptions>>() ?? [];

@@ -56,8 +56,9 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
             var body = await UpstreamBody.ReadAsync(upstream, MaxResponseBytes, cancellationToken);
             relay.MarkFirstToken();
             ReadUsage(body, relay);
+            relay.Response.ContentLength = body.Length;
             await relay.CommitAsync(StatusCodes.Status200OK, upstream.Content.Headers.ContentType?.ToString() ?? "application/json", upstream, copyUpstreamHeaders: true);
-            await relay.Response.BodyWriter.WriteAsync(body, cancellationToken);
+            await relay.Response.Body.WriteAsync(body, cancellationToken);
             return;
         }
 

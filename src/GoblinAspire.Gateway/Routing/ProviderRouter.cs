@@ -55,6 +55,11 @@ public sealed class ProviderRouter(ProviderCatalog catalog, IOptions<GatewayOpti
         }
 
         var fitting = capable.FindAll(d => d.ContextLength >= request.EstimatedPromptTokens);
+        if (fitting.Count == 1)
+        {
+            return new RoutePlan(fitting, null);
+        }
+
         if (fitting.Count == 0)
         {
             return new RoutePlan([], new OpenAiError(
@@ -67,7 +72,14 @@ public sealed class ProviderRouter(ProviderCatalog catalog, IOptions<GatewayOpti
 
         Order(fitting, StrategyFor(request.Model, requestedStrategy), request);
         // Stable: the strategy's order holds within the preferred and the avoided group.
-        var ordered = fitting.Where(d => !d.Provider.Health.IsAvoided).Concat(fitting.Where(d => d.Provider.Health.IsAvoided)).ToList();
+        var ordered = new List<Deployment>(fitting.Count);
+        var avoided = new List<Deployment>();
+        foreach (var deployment in fitting)
+        {
+            (deployment.Provider.Health.IsAvoided ? avoided : ordered).Add(deployment);
+        }
+
+        ordered.AddRange(avoided);
         return new RoutePlan(ordered, null);
     }
 

@@ -48,7 +48,7 @@ public static class GoblinNpgsqlExtensions
                 .Build());
         builder.Services.TryAddDataSource(connectionName);
 
-        if (!settings.DisableTracing)
+        if (!settings.DisableTracing && builder.IsTracingExported())
         {
             builder.Services.AddOpenTelemetry().WithTracing(tracing => tracing.AddNpgsql());
         }

@@ -56,7 +56,7 @@ public static class GoblinRedisExtensions
             builder.Services.AddHostedService(sp => new ServiceActivation<IConnectionMultiplexer>(sp));
         }
 
-        if (!settings.DisableTracing)
+        if (!settings.DisableTracing && builder.IsTracingExported())
         {
             builder.Services.AddSingleton(sp => new RedisCommandTracing(
                 sp.GetRequiredService<IConnectionMultiplexer>(),

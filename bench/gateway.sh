@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Gateway overhead benchmark: the same fast upstream measured directly, through a bare YARP proxy, and through the
+# gateway, side by side in one run, non-streaming and streaming, with wrk. Prints a markdown table for
+# docs/benchmarks.md. Usage: bench/gateway.sh [duration-seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-15}"
+connections="${2:-50}"
+command -v wrk >/dev/null || { echo "wrk is required: sudo apt-get install -y wrk" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server is required: sudo apt-get install -y redis-server" >&2; exit 1; }
+
+for project in bench/GoblinAspire.Gateway.Bench src/GoblinAspire.Gateway; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+upstream=18081 yarp=18082 gateway=18083 redis=18084
+dotnet bench/GoblinAspire.Gateway.Bench/bin/Release/net10.0/GoblinAspire.Gateway.Bench.dll upstream $upstream & pids+=($!)
+dotnet bench/GoblinAspire.Gateway.Bench/bin/Release/net10.0/GoblinAspire.Gateway.Bench.dll yarp $yarp "http://127.0.0.1:$upstream" & pids+=($!)
+redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
+(
+  export HTTP_PORTS=$gateway Logging__LogLevel__Default=Warning \
+    ConnectionStrings__redis="127.0.0.1:$redis" \
+    ConnectionStrings__gatewaydb="Host=127.0.0.1;Port=1;Username=bench;Password=bench;Database=gatewaydb" \
+    Gateway__Providers__0__Name=upstream Gateway__Providers__0__Kind=openai \
+    Gateway__Providers__0__BaseUrl="http://127.0.0.1:$upstream" Gateway__Providers__0__HealthProbe=false \
+    Gateway__Providers__0__Models__0__Name=bench
+  [ -n "${GATEWAY_EXTRA_ENV:-}" ] && export ${GATEWAY_EXTRA_ENV}
+  exec dotnet src/GoblinAspire.Gateway/bin/Release/net10.0/GoblinAspire.Gateway.dll
+) & pids+=($!)
+
+for port in $upstream $yarp $gateway; do
+  for _ in $(seq 1 100); do curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"model":"bench","messages":[{"role":"user","content":"x"}]}' "http://127.0.0.1:$port/v1/chat/completions" && break; sleep 0.2; done
+done
+
+for stream in false true; do
+  cat >"$work/post-$stream.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write one sentence about foxes."}],"max_tokens":64,"temperature":0.7,"stream":$stream}'
+LUA
+done
+
+run() { # port stream connections seconds
+  local threads=2; [ "$3" -lt 2 ] && threads=1
+  wrk -t$threads -c"$3" -d"$4"s --latency -s "$work/post-$2.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1
+}
+ms() { # wrk latency value (us, ms or s) → milliseconds
+  awk -v v="$1" 'BEGIN { n=v; sub(/[a-z]+$/, "", n); if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
+}
+
+echo "| mode | connections | target | requests/s | p50 ms | p99 ms |"
+echo "| --- | --- | --- | --- | --- | --- |"
+declare -A rps p50 p99
+for stream in ${MODES:-false true}; do
+  for c in ${CONNECTION_COUNTS:-$connections 1}; do
+    for target in direct yarp gateway; do
+      port=$upstream; [ $target = yarp ] && port=$yarp; [ $target = gateway ] && port=$gateway
+      run $port $stream "$c" 3 >/dev/null
+      out="$(run $port $stream "$c" "$duration")"
+      key="$stream-$c-$target"
+      rps[$key]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+      p50[$key]=$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
+      p99[$key]=$(ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+      mode=$([ $stream = true ] && echo streaming || echo non-streaming)
+      echo "| $mode | $c | $target | ${rps[$key]} | ${p50[$key]} | ${p99[$key]} |"
+    done
+  done
+done
+
+echo
+echo "| mode | connections | gateway added p50 ms (vs direct) | gateway added p99 ms (vs direct) | gateway throughput / YARP |"
+echo "| --- | --- | --- | --- | --- |"
+for stream in ${MODES:-false true}; do
+  for c in ${CONNECTION_COUNTS:-$connections 1}; do
+    mode=$([ $stream = true ] && echo streaming || echo non-streaming)
+    awk -v m="$mode" -v c="$c" -v gp50="${p50[$stream-$c-gateway]}" -v dp50="${p50[$stream-$c-direct]}" -v gp99="${p99[$stream-$c-gateway]}" -v dp99="${p99[$stream-$c-direct]}" -v g="${rps[$stream-$c-gateway]}" -v y="${rps[$stream-$c-yarp]}" \
+      'BEGIN { printf "| %s | %s | %.3f | %.3f | %.2f |\n", m, c, gp50-dp50, gp99-dp99, g/y }'
+  done
+done
