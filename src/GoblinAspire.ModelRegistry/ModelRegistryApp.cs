@@ -1,3 +1,6 @@
+using GoblinAspire.ModelRegistry.Api;
+using GoblinAspire.ModelRegistry.Mlflow;
+using GoblinAspire.ModelRegistry.Storage;
 using GoblinAspire.ServiceDefaults;
 
 namespace GoblinAspire.ModelRegistry;
@@ -12,10 +15,32 @@ public static class ModelRegistryApp
 
         builder.AddServiceDefaults();
         builder.AddGoblinNpgsql(PlatformResources.RegistryDatabase);
+        builder.AddSchemaMigrations(PlatformResources.RegistryDatabase, typeof(ModelRegistryApp).Assembly);
         builder.AddValidatedOptions<ModelRegistryOptions, ModelRegistryOptionsValidator>(ModelRegistryOptions.SectionName);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<TrackingStore>();
+        builder.Services.AddSingleton<RegistryStore>();
 
         var app = builder.Build();
+        // Unknown MLflow routes and wrong methods answer in MLflow's error shape, not an empty 404/405.
+        app.UseStatusCodePages(async context =>
+        {
+            var path = context.HttpContext.Request.Path;
+            if (MlflowEndpoint.Prefixes.Any(p => path.StartsWithSegments(p)))
+            {
+                var status = context.HttpContext.Response.StatusCode;
+                var error = status == StatusCodes.Status405MethodNotAllowed
+                    ? new MlflowException(ErrorCodes.BadRequest, $"Method {context.HttpContext.Request.Method} is not allowed for {path}.")
+                    : new MlflowException(ErrorCodes.EndpointNotFound, $"No MLflow endpoint at {path}.");
+                await error.WriteAsync(context.HttpContext.Response);
+                context.HttpContext.Response.StatusCode = status;
+            }
+        });
         app.MapDefaultEndpoints();
+        app.MapExperiments();
+        app.MapRuns();
+        app.MapRegisteredModels();
+        app.MapModelVersions();
         return app;
     }
 }
