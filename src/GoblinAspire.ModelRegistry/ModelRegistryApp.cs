@@ -1,4 +1,6 @@
 using GoblinAspire.ModelRegistry.Api;
+using GoblinAspire.ModelRegistry.Artifacts;
+using GoblinAspire.ModelRegistry.Operations;
 using GoblinAspire.ModelRegistry.Mlflow;
 using GoblinAspire.ModelRegistry.Storage;
 using GoblinAspire.ServiceDefaults;
@@ -20,13 +22,15 @@ public static class ModelRegistryApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TrackingStore>();
         builder.Services.AddSingleton<RegistryStore>();
+        builder.Services.AddSingleton<IArtifactStore, LocalArtifactStore>();
+        builder.Services.AddSingleton<ModelOperations>();
 
         var app = builder.Build();
         // Unknown MLflow routes and wrong methods answer in MLflow's error shape, not an empty 404/405.
         app.UseStatusCodePages(async context =>
         {
             var path = context.HttpContext.Request.Path;
-            if (MlflowEndpoint.Prefixes.Any(p => path.StartsWithSegments(p)))
+            if (MlflowEndpoint.Prefixes.Concat(["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts", ModelOperationEndpoints.Prefix]).Any(p => path.StartsWithSegments(p)))
             {
                 var status = context.HttpContext.Response.StatusCode;
                 var error = status == StatusCodes.Status405MethodNotAllowed
@@ -41,6 +45,8 @@ public static class ModelRegistryApp
         app.MapRuns();
         app.MapRegisteredModels();
         app.MapModelVersions();
+        app.MapArtifacts();
+        app.MapModelOperations();
         return app;
     }
 }

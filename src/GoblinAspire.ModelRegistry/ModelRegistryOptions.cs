@@ -11,6 +11,11 @@ public sealed class ModelRegistryOptions
     [Required]
     [MinLength(1)]
     public string ArtifactRoot { get; set; } = "data/artifacts";
+
+    /// <summary>The <c>{org}</c> of the object layout <c>models/{org}/{model_name}/{version}/{artifact}</c>.</summary>
+    [Required]
+    [RegularExpression(@"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    public string Organization { get; set; } = "goblin";
 }
 
 [OptionsValidator]

@@ -20,6 +20,9 @@ public sealed class MlflowArgs : IDisposable
         _query = query;
     }
 
+    /// <summary>No fields: for endpoints whose body is a payload rather than JSON fields.</summary>
+    public static MlflowArgs Empty => new(null, new QueryCollection());
+
     public static async Task<MlflowArgs> ReadAsync(HttpRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);

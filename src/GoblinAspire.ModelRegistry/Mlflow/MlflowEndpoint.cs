@@ -14,11 +14,12 @@ public static class MlflowEndpoint
 
     public delegate Task<Action<Utf8JsonWriter>?> Handler(MlflowArgs args, HttpContext http, CancellationToken cancellationToken);
 
-    public static RequestDelegate Of(Handler handler) => async http =>
+    /// <param name="readArgs">False when the body is the payload itself (artifact uploads), not JSON fields.</param>
+    public static RequestDelegate Of(Handler handler, bool readArgs = true) => async http =>
     {
         try
         {
-            using var args = await MlflowArgs.ReadAsync(http.Request);
+            using var args = readArgs ? await MlflowArgs.ReadAsync(http.Request) : MlflowArgs.Empty;
             var write = await handler(args, http, http.RequestAborted);
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/json";

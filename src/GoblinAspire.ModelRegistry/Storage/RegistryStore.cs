@@ -33,6 +33,9 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         "model_version_tags",
         "c.name = v.name AND c.version = v.version");
 
+    /// <summary>The alias that mirrors the Production stage.</summary>
+    public const string ProductionAlias = "production";
+
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     public async Task<RegisteredModel> CreateModelAsync(string name, string? description, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
@@ -139,7 +142,11 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
     }
 
     /// <summary>Version numbers come from the model row under its lock: concurrent creates get consecutive numbers.</summary>
-    public async Task<ModelVersion> CreateVersionAsync(string name, string source, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
+    public Task<ModelVersion> CreateVersionAsync(string name, string source, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken) =>
+        CreateVersionAsync(name, _ => source, runId, runLink, description, userId, tags, cancellationToken);
+
+    /// <param name="source">The source from the allocated version number, for artifacts laid out by version.</param>
+    public async Task<ModelVersion> CreateVersionAsync(string name, Func<int, string> source, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -155,7 +162,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var version = numbers[0];
         await connection.ExecuteAsync(
             "INSERT INTO model_versions (name, version, creation_timestamp, last_updated_timestamp, description, user_id, source, run_id, run_link) VALUES (@name, @version, @now, @now, @description, @user, @source, @run, @link)",
-            transaction, cancellationToken, ("name", name), ("version", version), ("now", now), ("description", description), ("user", userId), ("source", source), ("run", runId), ("link", runLink));
+            transaction, cancellationToken, ("name", name), ("version", version), ("now", now), ("description", description), ("user", userId), ("source", source(version)), ("run", runId), ("link", runLink));
         foreach (var tag in tags)
         {
             await connection.ExecuteAsync("INSERT INTO model_version_tags (name, version, key, value) VALUES (@name, @version, @key, @value) ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value", transaction, cancellationToken, ("name", name), ("version", version), ("key", tag.Key), ("value", tag.Value));
@@ -242,6 +249,22 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         await connection.ExecuteAsync("UPDATE model_versions SET current_stage = @stage, last_updated_timestamp = @now WHERE name = @name AND version = @version", transaction, cancellationToken, ("name", name), ("version", version), ("stage", target), ("now", now));
         await connection.ExecuteAsync("UPDATE registered_models SET last_updated_timestamp = @now WHERE name = @name", transaction, cancellationToken, ("name", name), ("now", now));
         await AuditAsync(connection, transaction, name, version, "stage", "stage", current[0], target, actor, cancellationToken);
+
+        // "Production" is one fact kept in two forms, so MLflow 2 (stages) and MLflow 3 (aliases) clients agree:
+        // the newest version moved to Production carries the alias, and the alias never names a version that left it.
+        if (target == ModelStages.Production)
+        {
+            await SetAliasCoreAsync(connection, transaction, name, ProductionAlias, version, actor, cancellationToken);
+        }
+        else
+        {
+            var aliased = await connection.QueryAsync("SELECT a.version FROM registered_model_aliases a JOIN model_versions v ON v.name = a.name AND v.version = a.version WHERE a.name = @name AND a.alias = @alias AND v.current_stage <> 'Production'", transaction, r => r.GetInt32(0), cancellationToken, ("name", name), ("alias", ProductionAlias));
+            if (aliased.Count == 1)
+            {
+                await connection.ExecuteAsync("DELETE FROM registered_model_aliases WHERE name = @name AND alias = @alias", transaction, cancellationToken, ("name", name), ("alias", ProductionAlias));
+                await AuditAsync(connection, transaction, name, aliased[0], "alias_deleted", ProductionAlias, Storage.Versions.Format(aliased[0]), null, actor, cancellationToken);
+            }
+        }
     }
 
     public async Task SetVersionTagAsync(string name, int version, KeyValue tag, CancellationToken cancellationToken)
@@ -271,6 +294,18 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
     }
 
     internal async Task SetAliasAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, string alias, int version, string actor, CancellationToken cancellationToken)
+    {
+        if (alias == ProductionAlias)
+        {
+            // Setting the alias promotes: the stage follows, and the previous production version is archived.
+            await TransitionAsync(connection, transaction, name, version, ModelStages.Production, archiveExisting: true, actor, cancellationToken);
+            return;
+        }
+
+        await SetAliasCoreAsync(connection, transaction, name, alias, version, actor, cancellationToken);
+    }
+
+    private async Task SetAliasCoreAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, string alias, int version, string actor, CancellationToken cancellationToken)
     {
         await RequireModelAsync(connection, transaction, name, cancellationToken, forUpdate: true);
         if ((await connection.QueryAsync("SELECT 1 FROM model_versions WHERE name = @name AND version = @version", transaction, r => r.GetInt32(0), cancellationToken, ("name", name), ("version", version))).Count == 0)
