@@ -9,15 +9,15 @@ connections="${2:-50}"
 command -v wrk >/dev/null || { echo "wrk is required: sudo apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is required: sudo apt-get install -y redis-server" >&2; exit 1; }
 
-for project in bench/GoblinAspire.Gateway.Bench src/GoblinAspire.Gateway; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
+for project in bench/GoblinAspire.Bench src/GoblinAspire.Gateway; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 upstream=18081 yarp=18082 gateway=18083 redis=18084
-dotnet bench/GoblinAspire.Gateway.Bench/bin/Release/net10.0/GoblinAspire.Gateway.Bench.dll upstream $upstream & pids+=($!)
-dotnet bench/GoblinAspire.Gateway.Bench/bin/Release/net10.0/GoblinAspire.Gateway.Bench.dll yarp $yarp "http://127.0.0.1:$upstream" & pids+=($!)
+dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll upstream $upstream & pids+=($!)
+dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll yarp $yarp "http://127.0.0.1:$upstream" & pids+=($!)
 redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
 (
   export HTTP_PORTS=$gateway Logging__LogLevel__Default=Warning \

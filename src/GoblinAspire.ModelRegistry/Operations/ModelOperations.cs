@@ -62,7 +62,8 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
             var organization = options.Value.Organization;
             version = await registry.CreateVersionAsync(
                 name,
-                v => $"{Api.ArtifactEndpoints.MlflowArtifactsScheme}{LayoutPath(organization, name, v, artifactName)}",
+                $"{Api.ArtifactEndpoints.MlflowArtifactsScheme}models/{organization}/{Uri.EscapeDataString(name)}/{RegistryStore.VersionPlaceholder}/{artifactName}",
+                sourceIsTemplate: true,
                 runId,
                 null,
                 description,

@@ -15,7 +15,13 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
     public const int VersionSearchDefaultPageSize = 10_000;
     public const int VersionSearchMaxPageSize = 200_000;
 
-    private const string VersionColumns = "v.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description, v.user_id, v.current_stage, v.source, v.run_id, v.run_link, v.status";
+    // Tags and aliases come back in the same row as arrays: one round trip per read, however many versions exist.
+    private const string VersionColumns = """
+        v.name, v.version, v.creation_timestamp, v.last_updated_timestamp, v.description, v.user_id, v.current_stage, v.source, v.run_id, v.run_link, v.status,
+        ARRAY(SELECT t.key FROM model_version_tags t WHERE t.name = v.name AND t.version = v.version ORDER BY t.key),
+        ARRAY(SELECT t.value FROM model_version_tags t WHERE t.name = v.name AND t.version = v.version ORDER BY t.key),
+        ARRAY(SELECT a.alias FROM registered_model_aliases a WHERE a.name = v.name AND a.version = v.version ORDER BY a.alias)
+        """;
 
     private static readonly FilterTarget ModelTarget = new(
         "m",
@@ -32,6 +38,8 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         },
         "model_version_tags",
         "c.name = v.name AND c.version = v.version");
+
+    public const string VersionPlaceholder = "{version}";
 
     /// <summary>The alias that mirrors the Production stage.</summary>
     public const string ProductionAlias = "production";
@@ -63,7 +71,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
     public async Task<RegisteredModel> GetModelAsync(string name, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var models = await ReadModelsAsync(connection, "SELECT m.name, m.creation_timestamp, m.last_updated_timestamp, m.description FROM registered_models m WHERE m.name = @p0", [new NpgsqlParameter("p0", name)], cancellationToken);
+        var models = await ReadModelsAsync(connection, "WHERE m.name = @p0", [new NpgsqlParameter("p0", name)], cancellationToken);
         return models.Count == 1 ? models[0] : throw ModelNotFound(name);
     }
 
@@ -113,15 +121,21 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         where.AddClauses(SearchFilter.Parse(filter), ModelTarget);
         var order = TrackingStore.OrderBy(orderBy, ModelTarget, "m.name ASC", metricTable: null);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        var models = await ReadModelsAsync(connection, $"SELECT m.name, m.creation_timestamp, m.last_updated_timestamp, m.description FROM registered_models m WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
+        var models = await ReadModelsAsync(connection, $"WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
         return Paged(models, offset, pageSize);
     }
 
     public async Task<IReadOnlyList<ModelVersion>> GetLatestVersionsAsync(string name, IReadOnlyList<string> stages, CancellationToken cancellationToken)
     {
-        var model = await GetModelAsync(name, cancellationToken);
-        var wanted = stages.Select(ModelStages.Canonical).ToHashSet();
-        return model.LatestVersions.Where(v => wanted.Count == 0 || wanted.Contains(v.CurrentStage)).ToList();
+        var wanted = stages.Select(ModelStages.Canonical).Distinct().ToArray();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var versions = await LatestVersionsAsync(connection, [name], wanted.Length == 0 ? null : wanted, cancellationToken);
+        if (versions.Count == 0)
+        {
+            await RequireModelAsync(connection, null, name, cancellationToken);
+        }
+
+        return [.. versions.OrderBy(v => v.Version)];
     }
 
     public async Task SetModelTagAsync(string name, KeyValue tag, CancellationToken cancellationToken)
@@ -143,33 +157,45 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
 
     /// <summary>Version numbers come from the model row under its lock: concurrent creates get consecutive numbers.</summary>
     public Task<ModelVersion> CreateVersionAsync(string name, string source, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken) =>
-        CreateVersionAsync(name, _ => source, runId, runLink, description, userId, tags, cancellationToken);
+        CreateVersionAsync(name, source, sourceIsTemplate: false, runId, runLink, description, userId, tags, cancellationToken);
 
-    /// <param name="source">The source from the allocated version number, for artifacts laid out by version.</param>
-    public async Task<ModelVersion> CreateVersionAsync(string name, Func<int, string> source, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
+    /// <param name="sourceIsTemplate">
+    /// True when <paramref name="source"/> holds <see cref="VersionPlaceholder"/>, replaced by the allocated number
+    /// (artifacts laid out by version).
+    /// </param>
+    public async Task<ModelVersion> CreateVersionAsync(string name, string source, bool sourceIsTemplate, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var now = Now;
+        // One statement takes the next number under the model row's lock and inserts the version; the lock is held
+        // only until this short transaction commits.
         var numbers = await connection.QueryAsync(
-            "UPDATE registered_models SET last_version = last_version + 1, last_updated_timestamp = @now WHERE name = @name RETURNING last_version",
-            transaction, r => r.GetInt32(0), cancellationToken, ("name", name), ("now", now));
+            """
+            WITH next AS (
+                UPDATE registered_models SET last_version = last_version + 1, last_updated_timestamp = @now WHERE name = @name RETURNING name, last_version
+            )
+            INSERT INTO model_versions (name, version, creation_timestamp, last_updated_timestamp, description, user_id, source, run_id, run_link)
+            SELECT next.name, next.last_version, @now, @now, @description, @user,
+                   CASE WHEN @templated THEN replace(@source, @placeholder, next.last_version::text) ELSE @source END, @run, @link
+            FROM next
+            RETURNING version, source
+            """,
+            transaction, r => (Version: r.GetInt32(0), Source: r.GetString(1)), cancellationToken,
+            ("name", name), ("now", now), ("description", description), ("user", userId), ("source", source), ("templated", sourceIsTemplate), ("placeholder", VersionPlaceholder), ("run", runId), ("link", runLink));
         if (numbers.Count == 0)
         {
             throw ModelNotFound(name);
         }
 
-        var version = numbers[0];
-        await connection.ExecuteAsync(
-            "INSERT INTO model_versions (name, version, creation_timestamp, last_updated_timestamp, description, user_id, source, run_id, run_link) VALUES (@name, @version, @now, @now, @description, @user, @source, @run, @link)",
-            transaction, cancellationToken, ("name", name), ("version", version), ("now", now), ("description", description), ("user", userId), ("source", source(version)), ("run", runId), ("link", runLink));
+        var version = numbers[0].Version;
         foreach (var tag in tags)
         {
             await connection.ExecuteAsync("INSERT INTO model_version_tags (name, version, key, value) VALUES (@name, @version, @key, @value) ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value", transaction, cancellationToken, ("name", name), ("version", version), ("key", tag.Key), ("value", tag.Value));
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return await GetVersionAsync(name, version, cancellationToken);
+        return new ModelVersion(name, version, now, now, description, userId, ModelStages.None, numbers[0].Source, runId, runLink, "READY", [.. tags.GroupBy(t => t.Key).Select(g => g.Last()).OrderBy(t => t.Key, StringComparer.Ordinal)], []);
     }
 
     public async Task<ModelVersion> GetVersionAsync(string name, int version, CancellationToken cancellationToken)
@@ -382,35 +408,58 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         return new Page<T>(items, PageToken.Next(offset, pageSize, hasMore));
     }
 
-    private static async Task<List<ModelVersion>> ReadVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, IEnumerable<NpgsqlParameter> parameters, CancellationToken cancellationToken)
+    private static Task<List<ModelVersion>> ReadVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, IEnumerable<NpgsqlParameter> parameters, CancellationToken cancellationToken) =>
+        connection.QueryAsync(sql, transaction, r =>
+        {
+            var keys = r.GetFieldValue<string[]>(11);
+            var values = r.GetFieldValue<string[]>(12);
+            return new ModelVersion(
+                r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.GetInt64(3), r.NullableString(4), r.NullableString(5), r.GetString(6), r.GetString(7), r.NullableString(8), r.NullableString(9), r.GetString(10),
+                [.. keys.Zip(values, (key, value) => new KeyValue(key, value))],
+                r.GetFieldValue<string[]>(13));
+        }, cancellationToken, parameters);
+
+    private const string ModelColumns = """
+        m.name, m.creation_timestamp, m.last_updated_timestamp, m.description,
+        ARRAY(SELECT t.key FROM registered_model_tags t WHERE t.name = m.name ORDER BY t.key),
+        ARRAY(SELECT t.value FROM registered_model_tags t WHERE t.name = m.name ORDER BY t.key),
+        ARRAY(SELECT a.alias FROM registered_model_aliases a WHERE a.name = m.name ORDER BY a.alias),
+        ARRAY(SELECT a.version FROM registered_model_aliases a WHERE a.name = m.name ORDER BY a.alias)
+        """;
+
+    private static async Task<List<RegisteredModel>> ReadModelsAsync(NpgsqlConnection connection, string where, IEnumerable<NpgsqlParameter> parameters, CancellationToken cancellationToken)
     {
-        var rows = await connection.QueryAsync(sql, transaction, r => (Name: r.GetString(0), Version: r.GetInt32(1), Created: r.GetInt64(2), Updated: r.GetInt64(3), Description: r.NullableString(4), User: r.NullableString(5), Stage: r.GetString(6), Source: r.GetString(7), Run: r.NullableString(8), Link: r.NullableString(9), Status: r.GetString(10)), cancellationToken, parameters);
+        var rows = await connection.QueryAsync($"SELECT {ModelColumns} FROM registered_models m {where}", null, r => (
+            Name: r.GetString(0), Created: r.GetInt64(1), Updated: r.GetInt64(2), Description: r.NullableString(3),
+            Tags: r.GetFieldValue<string[]>(4).Zip(r.GetFieldValue<string[]>(5), (k, v) => new KeyValue(k, v)).ToList(),
+            Aliases: r.GetFieldValue<string[]>(6).Zip(r.GetFieldValue<int[]>(7), (a, v) => new ModelAlias(a, v)).ToList()), cancellationToken, parameters);
         if (rows.Count == 0)
         {
             return [];
         }
 
-        var names = rows.Select(r => r.Name).Distinct().ToArray();
-        var tags = (await connection.QueryAsync("SELECT name, version, key, value FROM model_version_tags WHERE name = ANY(@names) ORDER BY key", transaction, r => (Name: r.GetString(0), Version: r.GetInt32(1), Tag: new KeyValue(r.GetString(2), r.GetString(3))), cancellationToken, ("names", names))).ToLookup(t => (t.Name, t.Version), t => t.Tag);
-        var aliases = (await connection.QueryAsync("SELECT name, version, alias FROM registered_model_aliases WHERE name = ANY(@names) ORDER BY alias", transaction, r => (Name: r.GetString(0), Version: r.GetInt32(1), Alias: r.GetString(2)), cancellationToken, ("names", names))).ToLookup(a => (a.Name, a.Version), a => a.Alias);
-        return rows.Select(r => new ModelVersion(r.Name, r.Version, r.Created, r.Updated, r.Description, r.User, r.Stage, r.Source, r.Run, r.Link, r.Status, [.. tags[(r.Name, r.Version)]], [.. aliases[(r.Name, r.Version)]])).ToList();
+        var latest = (await LatestVersionsAsync(connection, rows.Select(r => r.Name).ToArray(), null, cancellationToken)).ToLookup(v => v.Name);
+        return rows.Select(r => new RegisteredModel(r.Name, r.Created, r.Updated, r.Description, [.. latest[r.Name].OrderBy(v => v.Version)], r.Tags, r.Aliases)).ToList();
     }
 
-    private static async Task<List<RegisteredModel>> ReadModelsAsync(NpgsqlConnection connection, string sql, IEnumerable<NpgsqlParameter> parameters, CancellationToken cancellationToken)
-    {
-        var rows = await connection.QueryAsync(sql, null, r => (Name: r.GetString(0), Created: r.GetInt64(1), Updated: r.GetInt64(2), Description: r.NullableString(3)), cancellationToken, parameters);
-        if (rows.Count == 0)
-        {
-            return [];
-        }
-
-        var names = rows.Select(r => r.Name).ToArray();
-        // Latest version per stage, as MLflow's latest_versions shows them.
-        var latest = (await ReadVersionsAsync(connection, null, $"SELECT DISTINCT ON (v.name, v.current_stage) {VersionColumns} FROM model_versions v WHERE v.name = ANY(@p0) ORDER BY v.name, v.current_stage, v.version DESC", [new NpgsqlParameter("p0", names)], cancellationToken)).ToLookup(v => v.Name);
-        var tags = (await connection.QueryAsync("SELECT name, key, value FROM registered_model_tags WHERE name = ANY(@names) ORDER BY key", null, r => (Name: r.GetString(0), Tag: new KeyValue(r.GetString(1), r.GetString(2))), cancellationToken, ("names", names))).ToLookup(t => t.Name, t => t.Tag);
-        var aliases = (await connection.QueryAsync("SELECT name, alias, version FROM registered_model_aliases WHERE name = ANY(@names) ORDER BY alias", null, r => (Name: r.GetString(0), Alias: new ModelAlias(r.GetString(1), r.GetInt32(2))), cancellationToken, ("names", names))).ToLookup(a => a.Name, a => a.Alias);
-        return rows.Select(r => new RegisteredModel(r.Name, r.Created, r.Updated, r.Description, [.. latest[r.Name].OrderBy(v => v.Version)], [.. tags[r.Name]], [.. aliases[r.Name]])).ToList();
-    }
+    /// <summary>
+    /// The newest version in each stage (MLflow's latest_versions), optionally only the given stages: one index probe
+    /// per model and stage, so the cost does not grow with the number of versions.
+    /// </summary>
+    private static Task<List<ModelVersion>> LatestVersionsAsync(NpgsqlConnection connection, string[] names, string[]? stages, CancellationToken cancellationToken) =>
+        ReadVersionsAsync(
+            connection,
+            null,
+            $"""
+            SELECT {VersionColumns}
+            FROM unnest(@p0::text[]) AS n(name)
+            CROSS JOIN unnest(@p1::text[]) AS s(stage)
+            CROSS JOIN LATERAL (
+                SELECT * FROM model_versions mv WHERE mv.name = n.name AND mv.current_stage = s.stage ORDER BY mv.version DESC LIMIT 1
+            ) v
+            """,
+            [new NpgsqlParameter("p0", names), new NpgsqlParameter("p1", stages ?? [.. ModelStages.All])],
+            cancellationToken);
 }
 
 public sealed record AuditEntry(string Name, int? Version, string Change, string Subject, string? From, string? To, string Actor, long At);

@@ -1,12 +1,18 @@
-// Processes for the gateway benchmark (bench/gateway.sh): a fast OpenAI-compatible upstream and a bare YARP proxy
-// in front of it, so the gateway can be measured side by side with both on the same machine.
+// Processes for the benchmarks under bench/: a fast OpenAI-compatible upstream and a bare YARP proxy in front of it
+// (gateway.sh), and an open-loop load generator that holds a fixed request rate (registry.sh).
 using System.Text;
+using GoblinAspire.Bench;
 using Yarp.ReverseProxy.Configuration;
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: upstream <port> | yarp <port> <upstream-url>");
+    Console.Error.WriteLine("usage: upstream <port> | yarp <port> <upstream-url> | load <url> <rate> <seconds> <GET|POST> [json-body with {n}]");
     return 2;
+}
+
+if (args[0] == "load")
+{
+    return await OpenLoopLoad.RunAsync(args[1..]);
 }
 
 var builder = WebApplication.CreateSlimBuilder();

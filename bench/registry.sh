@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Model registry latency at a fixed request rate: create-version and get-latest-versions at 200 requests/s, with the
+# same server's /alive at the same rate as the baseline, against a real PostgreSQL. Prints a markdown table.
+# Usage: bench/registry.sh [rate] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate="${1:-200}"
+seconds="${2:-20}"
+
+pg_bin="$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")"
+[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries are required: sudo apt-get install -y postgresql" >&2; exit 1; }
+for project in bench/GoblinAspire.Bench src/GoblinAspire.ModelRegistry; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
+
+work="$(mktemp -d)"
+chmod 777 "$work"
+as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pg_port=18091 registry=18092
+echo bench >"$work/pw"
+"${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg" -U postgres --pwfile "$work/pw" --auth scram-sha-256 -E UTF8 --locale C >/dev/null
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" -w start >/dev/null
+PGPASSWORD=bench psql -h 127.0.0.1 -p $pg_port -U postgres -qc "CREATE DATABASE registrydb" >/dev/null
+
+(
+  export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/artifacts" \
+    ConnectionStrings__registrydb="Host=127.0.0.1;Port=$pg_port;Username=postgres;Password=bench;Database=registrydb"
+  exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
+) & pids+=($!)
+for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$registry/health" && break; sleep 0.2; done
+curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' "http://127.0.0.1:$registry/api/2.0/mlflow/registered-models/create"
+
+load() { dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll load "$@"; }
+base="http://127.0.0.1:$registry"
+# Warm-up: JIT, connection pools, a few versions.
+load "$base/alive" 100 3 GET >/dev/null
+load "$base/api/2.0/mlflow/model-versions/create" "$rate" 5 POST '{"name":"bench","source":"mlflow-artifacts:/bench/warm-{n}"}' >/dev/null || true
+load "$base/api/2.0/mlflow/registered-models/get-latest-versions" "$rate" 3 POST '{"name":"bench","stages":["None"]}' >/dev/null || true
+
+echo "| operation | target rate | achieved rate | p50 ms | p99 ms | max ms | errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+row() {
+  local name="$1"; shift
+  local out; out="$(load "$@" || true)"
+  awk -v n="$name" -v r="$rate" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } } END { printf "| %s | %s | %s | %s | %s | %s | %s |\n", n, r, v["rate"], v["p50_ms"], v["p99_ms"], v["max_ms"], v["errors"] }' <<<"$out"
+}
+[ -n "${SKIP_BASELINE:-}" ] || row "GET /alive (baseline)" "$base/alive" "$rate" "$seconds" GET
+row "model-versions/create" "$base/api/2.0/mlflow/model-versions/create" "$rate" "$seconds" POST '{"name":"bench","source":"mlflow-artifacts:/bench/{n}","run_id":"r{n}"}'
+row "registered-models/get-latest-versions" "$base/api/2.0/mlflow/registered-models/get-latest-versions" "$rate" "$seconds" POST '{"name":"bench","stages":["None"]}'
+echo
+echo "versions in the model at the end: $(PGPASSWORD=bench psql -h 127.0.0.1 -p $pg_port -U postgres -d registrydb -tAc 'SELECT count(*) FROM model_versions')"
