@@ -13,7 +13,7 @@ public sealed class ChatFallbackStartupTests
         var app = ChatFallbackApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>()));
         await using var host = await TestWebHost.StartAsync(app);
 
-        Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/health")).StatusCode);
+        await Eventually.HoldsAsync(async () => (await host.Client.GetAsync("/health")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "healthy");
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/alive")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/metrics")).StatusCode);
     }

@@ -19,6 +19,8 @@ public sealed class ModelRegistryStartupTests(PlatformServers servers)
         }));
         await using var host = await TestWebHost.StartAsync(app);
 
+        // Readiness: healthy once the first connections are open, which under a loaded CI machine can take a moment.
+        await Eventually.HoldsAsync(async () => (await host.Client.GetAsync("/health")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "healthy");
         using var health = await host.Client.GetAsync("/health");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         Assert.Contains("\"registrydb\"", await health.Content.ReadAsStringAsync(), StringComparison.Ordinal);

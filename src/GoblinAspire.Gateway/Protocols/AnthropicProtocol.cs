@@ -101,7 +101,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
         if (!relay.Request.Stream)
         {
             var body = await UpstreamBody.ReadAsync(upstream, _maxResponseBytes, cancellationToken);
-            using var document = Parse(body);
+            using var document = UpstreamBody.ParseJson(body);
             var root = document.RootElement;
             ReadUsage(root, relay);
             relay.ResponseModel = root.TryGetProperty("model", out var model) ? model.GetString() : null;
@@ -137,7 +137,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
                 continue;
             }
 
-            using var document = Parse(data);
+            using var document = UpstreamBody.ParseJson(data);
             var root = document.RootElement;
             switch (root.GetProperty("type").GetString())
             {
@@ -454,17 +454,5 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
         }
 
         message.Headers.Add("anthropic-version", ApiVersion);
-    }
-
-    private static JsonDocument Parse(ReadOnlyMemory<byte> json)
-    {
-        try
-        {
-            return JsonDocument.Parse(json);
-        }
-        catch (JsonException ex)
-        {
-            throw new UpstreamException(FailureReasons.Protocol, "the provider sent JSON the gateway cannot read", inner: ex);
-        }
     }
 }

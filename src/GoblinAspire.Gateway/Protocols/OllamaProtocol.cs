@@ -108,7 +108,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
         if (!relay.Request.Stream)
         {
             var body = await UpstreamBody.ReadAsync(upstream, _maxResponseBytes, cancellationToken);
-            using var document = ParseOrThrow(body);
+            using var document = UpstreamBody.ParseJson(body);
             var line = Translate(document.RootElement, relay);
             await writer.WriteCompletionAsync(line.Text, line.ToolCalls, OpenAiStreamWriter.FinishReasonOf(line.DoneReason, line.ToolCalls.Count > 0), cancellationToken);
             return;
@@ -137,7 +137,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
                     continue;
                 }
 
-                using var document = ParseOrThrow(lineBytes.ToArray());
+                using var document = UpstreamBody.ParseJson(lineBytes.ToArray());
                 var line = Translate(document.RootElement, relay);
                 var tools = line.ToolCalls.Select((call, i) => (toolCount + i, (ToolCall?)call, (string?)null)).ToList();
                 toolCount += line.ToolCalls.Count;
@@ -190,7 +190,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
     private async Task RelayEmbeddingsAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
     {
         var body = await UpstreamBody.ReadAsync(upstream, _maxResponseBytes, cancellationToken);
-        using var document = ParseOrThrow(body);
+        using var document = UpstreamBody.ParseJson(body);
         var root = document.RootElement;
         if (!root.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
         {
@@ -442,18 +442,6 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
         if (!string.IsNullOrEmpty(provider.ApiKey))
         {
             message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", provider.ApiKey);
-        }
-    }
-
-    private static JsonDocument ParseOrThrow(ReadOnlyMemory<byte> json)
-    {
-        try
-        {
-            return JsonDocument.Parse(json);
-        }
-        catch (JsonException ex)
-        {
-            throw new UpstreamException(FailureReasons.Protocol, "the provider sent JSON the gateway cannot read", inner: ex);
         }
     }
 

@@ -62,23 +62,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
                     writer.WriteStartArray("tool_calls");
                     foreach (var (index, start, argumentsDelta) in tools)
                     {
-                        writer.WriteStartObject();
-                        writer.WriteNumber("index", index);
-                        if (start is not null)
-                        {
-                            writer.WriteString("id", start.Id);
-                            writer.WriteString("type", "function");
-                        }
-
-                        writer.WriteStartObject("function");
-                        if (start is not null)
-                        {
-                            writer.WriteString("name", start.Name);
-                        }
-
-                        writer.WriteString("arguments", start?.Arguments ?? argumentsDelta ?? "");
-                        writer.WriteEndObject();
-                        writer.WriteEndObject();
+                        WriteToolCall(writer, index, start, argumentsDelta);
                     }
 
                     writer.WriteEndArray();
@@ -174,14 +158,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
                     writer.WriteStartArray("tool_calls");
                     foreach (var call in toolCalls)
                     {
-                        writer.WriteStartObject();
-                        writer.WriteString("id", call.Id);
-                        writer.WriteString("type", "function");
-                        writer.WriteStartObject("function");
-                        writer.WriteString("name", call.Name);
-                        writer.WriteString("arguments", call.Arguments);
-                        writer.WriteEndObject();
-                        writer.WriteEndObject();
+                        WriteToolCall(writer, null, call, null);
                     }
 
                     writer.WriteEndArray();
@@ -212,6 +189,35 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
         writer.WriteNumber("prompt_tokens", input ?? 0);
         writer.WriteNumber("completion_tokens", output ?? 0);
         writer.WriteNumber("total_tokens", (input ?? 0) + (output ?? 0));
+        writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// A tool call: whole (<paramref name="call"/>), the start of a streamed one (with its index), or a streamed
+    /// arguments fragment (index and <paramref name="argumentsDelta"/> only).
+    /// </summary>
+    private static void WriteToolCall(Utf8JsonWriter writer, int? index, ToolCall? call, string? argumentsDelta)
+    {
+        writer.WriteStartObject();
+        if (index is { } i)
+        {
+            writer.WriteNumber("index", i);
+        }
+
+        if (call is not null)
+        {
+            writer.WriteString("id", call.Id);
+            writer.WriteString("type", "function");
+        }
+
+        writer.WriteStartObject("function");
+        if (call is not null)
+        {
+            writer.WriteString("name", call.Name);
+        }
+
+        writer.WriteString("arguments", call?.Arguments ?? argumentsDelta ?? "");
+        writer.WriteEndObject();
         writer.WriteEndObject();
     }
 

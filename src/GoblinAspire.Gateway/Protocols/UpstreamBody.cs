@@ -65,6 +65,19 @@ internal static class UpstreamBody
         }
     }
 
+    /// <summary>A provider's JSON answer; JSON the gateway cannot read is the provider's fault, not the client's.</summary>
+    public static JsonDocument ParseJson(ReadOnlyMemory<byte> json)
+    {
+        try
+        {
+            return JsonDocument.Parse(json);
+        }
+        catch (JsonException ex)
+        {
+            throw new UpstreamException(FailureReasons.Protocol, "the provider sent JSON the gateway cannot read", inner: ex);
+        }
+    }
+
     public static bool IsOpenAiError(ReadOnlySpan<byte> body)
     {
         try

@@ -38,6 +38,21 @@ public sealed record RegisteredModel(
 
 public sealed record Page<T>(IReadOnlyList<T> Items, string? NextPageToken);
 
+public static class Page
+{
+    /// <summary>A page from a query that asked for one row more than the page size: that row says whether more exist.</summary>
+    public static Page<T> Of<T>(List<T> items, int offset, int pageSize)
+    {
+        var hasMore = items.Count > pageSize;
+        if (hasMore)
+        {
+            items.RemoveAt(items.Count - 1);
+        }
+
+        return new Page<T>(items, Search.PageToken.Next(offset, pageSize, hasMore));
+    }
+}
+
 public static class LifecycleStages
 {
     public const string Active = "active";

@@ -122,7 +122,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var order = TrackingStore.OrderBy(orderBy, ModelTarget, "m.name ASC", metricTable: null);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var models = await ReadModelsAsync(connection, $"WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
-        return Paged(models, offset, pageSize);
+        return Page.Of(models, offset, pageSize);
     }
 
     public async Task<IReadOnlyList<ModelVersion>> GetLatestVersionsAsync(string name, IReadOnlyList<string> stages, CancellationToken cancellationToken)
@@ -233,7 +233,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var order = TrackingStore.OrderBy(orderBy, VersionTarget, "v.name ASC, v.version DESC", metricTable: null);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var versions = await ReadVersionsAsync(connection, null, $"SELECT {VersionColumns} FROM model_versions v WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
-        return Paged(versions, offset, pageSize);
+        return Page.Of(versions, offset, pageSize);
     }
 
     /// <summary>
@@ -396,17 +396,6 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         connection.ExecuteAsync(
             "INSERT INTO registry_audit (name, version, change, subject, from_value, to_value, actor, at) VALUES (@name, @version, @change, @subject, @from, @to, @actor, @at)",
             transaction, cancellationToken, ("name", name), ("version", version), ("change", change), ("subject", subject), ("from", from), ("to", to), ("actor", actor), ("at", Now));
-
-    private static Page<T> Paged<T>(List<T> items, int offset, int pageSize)
-    {
-        var hasMore = items.Count > pageSize;
-        if (hasMore)
-        {
-            items.RemoveAt(items.Count - 1);
-        }
-
-        return new Page<T>(items, PageToken.Next(offset, pageSize, hasMore));
-    }
 
     private static Task<List<ModelVersion>> ReadVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, IEnumerable<NpgsqlParameter> parameters, CancellationToken cancellationToken) =>
         connection.QueryAsync(sql, transaction, r =>

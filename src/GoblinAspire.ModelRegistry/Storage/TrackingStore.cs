@@ -86,7 +86,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         var order = OrderBy(orderBy, ExperimentTarget, "e.creation_time DESC, e.experiment_id ASC", metricTable: null);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var experiments = await ReadExperimentsAsync(connection, null, $"SELECT {ExperimentColumns} FROM experiments e WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
-        return Paged(experiments, offset, pageSize);
+        return Page.Of(experiments, offset, pageSize);
     }
 
     public async Task RenameExperimentAsync(long id, string newName, CancellationToken cancellationToken)
@@ -297,7 +297,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         var order = OrderBy(orderBy, RunTarget, "r.start_time DESC, r.run_id ASC", metricTable: "latest_metrics", where);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var runs = await ReadRunsAsync(connection, $"SELECT {RunColumns} FROM runs r WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
-        return Paged(runs, offset, pageSize);
+        return Page.Of(runs, offset, pageSize);
     }
 
     public async Task<Page<Metric>> GetMetricHistoryAsync(string runId, string key, int pageSize, string? pageToken, CancellationToken cancellationToken)
@@ -308,7 +308,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         var metrics = await connection.QueryAsync(
             $"SELECT key, value, timestamp, step FROM metrics WHERE run_id = @id AND key = @key ORDER BY step, timestamp, seq LIMIT {pageSize + 1} OFFSET {offset}",
             null, r => new Metric(r.GetString(0), r.GetDouble(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken, ("id", runId), ("key", key));
-        return Paged(metrics, offset, pageSize);
+        return Page.Of(metrics, offset, pageSize);
     }
 
     public static void RequireActive(Experiment experiment)
@@ -326,17 +326,6 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         {
             throw MlflowException.Invalid($"The run {run.RunId} must be in the 'active' state. Current state is {run.LifecycleStage}.");
         }
-    }
-
-    private static Page<T> Paged<T>(List<T> items, int offset, int pageSize)
-    {
-        var hasMore = items.Count > pageSize;
-        if (hasMore)
-        {
-            items.RemoveAt(items.Count - 1);
-        }
-
-        return new Page<T>(items, PageToken.Next(offset, pageSize, hasMore));
     }
 
     private static void AddView(SqlFilter where, string column, ViewType view)
