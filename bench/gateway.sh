@@ -8,24 +8,26 @@ duration="${1:-15}"
 connections="${2:-50}"
 command -v wrk >/dev/null || { echo "wrk is required: sudo apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is required: sudo apt-get install -y redis-server" >&2; exit 1; }
+source bench/postgres.sh
 
 for project in bench/GoblinAspire.Bench src/GoblinAspire.Gateway; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pg_stop; rm -rf "$work"; }
 trap cleanup EXIT
 
-upstream=18081 yarp=18082 gateway=18083 redis=18084
+upstream=18081 yarp=18082 gateway=18083 redis=18084 pg_port=18085
+pg_start gatewaydb
 dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll upstream $upstream & pids+=($!)
 dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll yarp $yarp "http://127.0.0.1:$upstream" & pids+=($!)
 redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
 (
   export HTTP_PORTS=$gateway Logging__LogLevel__Default=Warning \
     ConnectionStrings__redis="127.0.0.1:$redis" \
-    ConnectionStrings__gatewaydb="Host=127.0.0.1;Port=1;Username=bench;Password=bench;Database=gatewaydb" \
+    ConnectionStrings__gatewaydb="$(pg_connection gatewaydb)" \
     Gateway__Providers__0__Name=upstream Gateway__Providers__0__Kind=openai \
     Gateway__Providers__0__BaseUrl="http://127.0.0.1:$upstream" Gateway__Providers__0__HealthProbe=false \
-    Gateway__Providers__0__Models__0__Name=bench
+    Gateway__Providers__0__Models__0__Name=bench Gateway__Access__AdminKey=bench-admin-key
   [ -n "${GATEWAY_EXTRA_ENV:-}" ] && export ${GATEWAY_EXTRA_ENV}
   exec dotnet src/GoblinAspire.Gateway/bin/Release/net10.0/GoblinAspire.Gateway.dll
 ) & pids+=($!)
@@ -34,17 +36,24 @@ for port in $upstream $yarp $gateway; do
   for _ in $(seq 1 100); do curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"model":"bench","messages":[{"role":"user","content":"x"}]}' "http://127.0.0.1:$port/v1/chat/completions" && break; sleep 0.2; done
 done
 
+# A virtual key with limits too high to refuse anything: every request pays for the key check and the Redis admission.
+key="$(curl -fs -X POST -H 'Authorization: Bearer bench-admin-key' -H 'Content-Type: application/json' \
+  -d '{"name":"bench","rpm":1000000000,"tpm":1000000000,"max_parallel":100000}' "http://127.0.0.1:$gateway/admin/keys" | sed -E 's/.*"key":"([^"]+)".*/\1/')"
+
 for stream in false true; do
-  cat >"$work/post-$stream.lua" <<LUA
+  for auth in none key; do
+    cat >"$work/post-$stream-$auth.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+$([ $auth = key ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $key\"")
 wrk.body = '{"model":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write one sentence about foxes."}],"max_tokens":64,"temperature":0.7,"stream":$stream}'
 LUA
+  done
 done
 
-run() { # port stream connections seconds
+run() { # port stream connections seconds [auth]
   local threads=2; [ "$3" -lt 2 ] && threads=1
-  wrk -t$threads -c"$3" -d"$4"s --latency -s "$work/post-$2.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1
+  wrk -t$threads -c"$3" -d"$4"s --latency -s "$work/post-$2-${5:-none}.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1
 }
 ms() { # wrk latency value (us, ms or s) → milliseconds
   awk -v v="$1" 'BEGIN { n=v; sub(/[a-z]+$/, "", n); if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
@@ -55,10 +64,13 @@ echo "| --- | --- | --- | --- | --- | --- |"
 declare -A rps p50 p99
 for stream in ${MODES:-false true}; do
   for c in ${CONNECTION_COUNTS:-$connections 1}; do
-    for target in direct yarp gateway; do
-      port=$upstream; [ $target = yarp ] && port=$yarp; [ $target = gateway ] && port=$gateway
-      run $port $stream "$c" 3 >/dev/null
-      out="$(run $port $stream "$c" "$duration")"
+    for target in direct yarp gateway gateway+key; do
+      port=$upstream; auth=none
+      [ $target = yarp ] && port=$yarp
+      [ $target = gateway ] && port=$gateway
+      [ $target = gateway+key ] && port=$gateway && auth=key
+      run $port $stream "$c" 3 $auth >/dev/null
+      out="$(run $port $stream "$c" "$duration" $auth)"
       key="$stream-$c-$target"
       rps[$key]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
       p50[$key]=$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
@@ -70,12 +82,13 @@ for stream in ${MODES:-false true}; do
 done
 
 echo
-echo "| mode | connections | gateway added p50 ms (vs direct) | gateway added p99 ms (vs direct) | gateway throughput / YARP |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| mode | connections | gateway added p50 ms (vs direct) | gateway added p99 ms (vs direct) | gateway throughput / YARP | with key and limits: added p50 ms | added p99 ms | throughput / YARP |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for stream in ${MODES:-false true}; do
   for c in ${CONNECTION_COUNTS:-$connections 1}; do
     mode=$([ $stream = true ] && echo streaming || echo non-streaming)
     awk -v m="$mode" -v c="$c" -v gp50="${p50[$stream-$c-gateway]}" -v dp50="${p50[$stream-$c-direct]}" -v gp99="${p99[$stream-$c-gateway]}" -v dp99="${p99[$stream-$c-direct]}" -v g="${rps[$stream-$c-gateway]}" -v y="${rps[$stream-$c-yarp]}" \
-      'BEGIN { printf "| %s | %s | %.3f | %.3f | %.2f |\n", m, c, gp50-dp50, gp99-dp99, g/y }'
+      -v kp50="${p50[$stream-$c-gateway+key]}" -v kp99="${p99[$stream-$c-gateway+key]}" -v k="${rps[$stream-$c-gateway+key]}" \
+      'BEGIN { printf "| %s | %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f |\n", m, c, gp50-dp50, gp99-dp99, g/y, kp50-dp50, kp99-dp99, k/y }'
   done
 done

@@ -7,30 +7,24 @@ cd "$(dirname "$0")/.."
 rate="${1:-200}"
 seconds="${2:-20}"
 
-pg_bin="$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")"
-[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries are required: sudo apt-get install -y postgresql" >&2; exit 1; }
+source bench/postgres.sh
 for project in bench/GoblinAspire.Bench src/GoblinAspire.ModelRegistry; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 
 work="$(mktemp -d)"
-chmod 777 "$work"
-as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
+  pg_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 pg_port=18091 registry=18092
-echo bench >"$work/pw"
-"${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg" -U postgres --pwfile "$work/pw" --auth scram-sha-256 -E UTF8 --locale C >/dev/null
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" -w start >/dev/null
-PGPASSWORD=bench psql -h 127.0.0.1 -p $pg_port -U postgres -qc "CREATE DATABASE registrydb" >/dev/null
+pg_start registrydb
 
 (
   export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/artifacts" \
-    ConnectionStrings__registrydb="Host=127.0.0.1;Port=$pg_port;Username=postgres;Password=bench;Database=registrydb"
+    ConnectionStrings__registrydb="$(pg_connection registrydb)"
   exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
 ) & pids+=($!)
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$registry/health" && break; sleep 0.2; done

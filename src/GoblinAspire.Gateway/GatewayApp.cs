@@ -1,4 +1,6 @@
 using GoblinAspire.Gateway.Api;
+using GoblinAspire.Gateway.Keys;
+using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Protocols;
 using GoblinAspire.Gateway.Relay;
 using GoblinAspire.Gateway.Routing;
@@ -22,13 +24,16 @@ public static class GatewayApp
         builder.AddServiceDefaults();
         builder.AddGoblinRedis(PlatformResources.Redis);
         builder.AddGoblinNpgsql(PlatformResources.GatewayDatabase);
+        builder.AddSchemaMigrations(PlatformResources.GatewayDatabase, typeof(GatewayApp).Assembly);
         builder.AddValidatedOptions<GatewayOptions, GatewayOptionsValidator>(GatewayOptions.SectionName);
+        builder.AddValidatedOptions<AccessOptions, AccessOptionsValidator>(AccessOptions.SectionName);
         builder.AddGatewayCore();
 
         var app = builder.Build();
         app.MapDefaultEndpoints();
         app.MapInference();
         app.MapProviders();
+        app.MapAdmin();
         return app;
     }
 
@@ -47,6 +52,10 @@ public static class GatewayApp
         services.AddSingleton<ProviderRouter>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<InferenceRelay>();
+        services.AddMemoryCache();
+        services.AddSingleton<KeyStore>();
+        services.AddSingleton<KeyAuthenticator>();
+        services.AddSingleton<DistributedRateLimiter>();
         services.AddSingleton<ProviderProbeService>();
         services.AddHostedService(sp => sp.GetRequiredService<ProviderProbeService>());
 

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
+using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Routing;
 using GoblinAspire.Gateway.Telemetry;
 using Microsoft.Extensions.Options;
@@ -18,6 +20,9 @@ public sealed class InferenceRelay(
     ProviderRouter router,
     IHttpClientFactory httpClients,
     IOptions<GatewayOptions> options,
+    KeyAuthenticator keys,
+    DistributedRateLimiter limiter,
+    IOptions<AccessOptions> access,
     GatewayMetrics metrics,
     TimeProvider time,
     ILogger<InferenceRelay> logger)
@@ -31,6 +36,14 @@ public sealed class InferenceRelay(
         ArgumentNullException.ThrowIfNull(http);
         var startedAt = time.GetTimestamp();
         var aborted = http.RequestAborted;
+
+        // As OpenAI answers: a missing or bad key is refused before the body is even read.
+        var (key, authError) = await keys.AuthenticateAsync(http.Request, aborted);
+        if (authError is not null)
+        {
+            await authError.WriteAsync(http.Response);
+            return;
+        }
 
         var (body, readError) = await RequestBody.ReadAsync(http.Request, _options.MaxRequestBodyBytes, aborted);
         if (readError is not null)
@@ -46,11 +59,65 @@ public sealed class InferenceRelay(
             return;
         }
 
+        if (key is not null && !key.AllowsModel(request.Model))
+        {
+            await KeyAuthenticator.ModelNotAllowed(request.Model).WriteAsync(http.Response);
+            return;
+        }
+
+        DistributedRateLimiter.Lease? lease = null;
+        if (key is not null)
+        {
+            var limits = new RateLimits(key.Id.ToString("N"), key.Rpm, key.Tpm, key.MaxParallel);
+            if (limits.Any)
+            {
+                RateDecision decision;
+                try
+                {
+                    (decision, lease) = await limiter.AdmitAsync(limits, request.EstimatedPromptTokens + (request.MaxTokens ?? access.Value.DefaultReservedCompletionTokens), aborted);
+                }
+                catch (RateLimiterUnavailableException)
+                {
+                    await new OpenAiError(StatusCodes.Status503ServiceUnavailable, "Rate limits cannot be checked right now; retry shortly.", OpenAiError.ServerError, null, "rate_limiter_unavailable").WriteAsync(http.Response, TimeSpan.FromSeconds(1));
+                    return;
+                }
+
+                RateLimitHeaders.Write(http.Response, limits, decision);
+                if (!decision.Allowed)
+                {
+                    metrics.RateLimited(decision.RefusedBy);
+                    var retryAfter = decision.RefusedBy == RateLimitKind.Parallel ? TimeSpan.FromSeconds(1) : decision.ResetIn;
+                    await new OpenAiError(StatusCodes.Status429TooManyRequests, RateLimitHeaders.Message(limits, decision), decision.RefusedBy == RateLimitKind.Tokens ? "tokens" : "requests", null, OpenAiError.RateLimit).WriteAsync(http.Response, retryAfter);
+                    return;
+                }
+            }
+        }
+
+        long? usedTokens = null;
+        try
+        {
+            usedTokens = await RouteAsync(http, request, startedAt);
+        }
+        finally
+        {
+            if (lease is not null)
+            {
+                // Off the request path: the answer is complete, and the release only corrects shared counters
+                // (its failures are handled inside). Admission stays the one Redis round trip a request waits for.
+                _ = limiter.ReleaseAsync(lease, usedTokens);
+            }
+        }
+    }
+
+    /// <returns>The tokens the answer used, when the provider reported them.</returns>
+    private async Task<long?> RouteAsync(HttpContext http, InferenceRequest request, long startedAt)
+    {
+        var aborted = http.RequestAborted;
         var plan = router.Plan(request, http.Request.Headers[ProviderRouter.StrategyHeader]);
         if (plan.Error is not null)
         {
             await plan.Error.WriteAsync(http.Response);
-            return;
+            return null;
         }
 
         var failures = new List<UpstreamException>();
@@ -77,14 +144,14 @@ public sealed class InferenceRelay(
                 metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
                 metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
                 Complete(activity, relay, null);
-                return;
+                return relay.InputTokens is null && relay.OutputTokens is null ? null : (relay.InputTokens ?? 0) + (relay.OutputTokens ?? 0);
             }
             catch (OperationCanceledException) when (aborted.IsCancellationRequested)
             {
                 // The client went away; the upstream request was cancelled with it. Not the provider's fault.
                 metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
                 Complete(activity, relay, "client_closed");
-                return;
+                return null;
             }
             catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
             {
@@ -111,7 +178,7 @@ public sealed class InferenceRelay(
                     GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
                     metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
                     await EndStreamWithErrorAsync(http, failure);
-                    return;
+                    return null;
                 }
 
                 GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
@@ -123,6 +190,7 @@ public sealed class InferenceRelay(
         metrics.Request("none", request.Model, final.StatusCode, time.GetElapsedTime(startedAt), null);
         http.Response.Headers["x-goblin-attempts"] = failures.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await final.WriteAsync(http.Response, finalRetryAfter);
+        return null;
     }
 
     private async Task AttemptAsync(HttpClient client, RelayContext relay, CancellationToken cancellationToken)

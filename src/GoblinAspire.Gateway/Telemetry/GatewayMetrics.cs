@@ -21,6 +21,7 @@ public sealed class GatewayMetrics
     private readonly Histogram<double> _firstToken;
     private readonly Counter<long> _providerErrors;
     private readonly Counter<long> _tokens;
+    private readonly Counter<long> _rateLimited;
 
     public GatewayMetrics(IMeterFactory meterFactory, IServiceProvider services)
     {
@@ -31,6 +32,7 @@ public sealed class GatewayMetrics
         _firstToken = meter.CreateHistogram("inference_time_to_first_token_seconds", "s", "Time from request to the first answer byte.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _providerErrors = meter.CreateCounter<long>("provider_errors_total", description: "Failed attempts at a provider, by reason.");
         _tokens = meter.CreateCounter<long>("inference_tokens_total", description: "Tokens by provider, model and direction (input or output).");
+        _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
         // The catalog is resolved lazily: the gauge is observed only at scrape time.
         meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
     }
@@ -61,6 +63,9 @@ public sealed class GatewayMetrics
             _tokens.Add(output.Value, new TagList { { "provider", provider }, { "model", model }, { "direction", "output" } });
         }
     }
+
+    public void RateLimited(RateLimiting.RateLimitKind limit) =>
+        _rateLimited.Add(1, new TagList { { "limit", limit.ToString().ToLowerInvariant() } });
 
     private static IEnumerable<Measurement<int>> ObserveCircuits(IServiceProvider services)
     {

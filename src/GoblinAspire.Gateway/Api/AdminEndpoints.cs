@@ -1,0 +1,160 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using GoblinAspire.Gateway.Keys;
+using GoblinAspire.Gateway.OpenAi;
+using Microsoft.Extensions.Options;
+
+namespace GoblinAspire.Gateway.Api;
+
+/// <summary>Request body for creating or updating a key.</summary>
+public sealed record KeyRequest(
+    string? Name,
+    string? Owner,
+    string? Team,
+    List<string>? AllowedModels,
+    int? Rpm,
+    int? Tpm,
+    int? MaxParallel,
+    decimal? BudgetUsd,
+    string? BudgetPeriod,
+    DateTimeOffset? ExpiresAt,
+    bool? Disabled);
+
+/// <summary>A key as the admin API shows it; <see cref="Key"/> is set only in the answer to its creation.</summary>
+public sealed record KeyResponse(
+    Guid Id,
+    string KeyPrefix,
+    string Name,
+    string Owner,
+    string Team,
+    IReadOnlyList<string> AllowedModels,
+    int? Rpm,
+    int? Tpm,
+    int? MaxParallel,
+    decimal? BudgetUsd,
+    string? BudgetPeriod,
+    DateTimeOffset? ExpiresAt,
+    bool Disabled,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? RevokedAt,
+    string? Key = null)
+{
+    public static KeyResponse From(VirtualKey key, string? secret = null) => new(
+        key.Id, key.KeyPrefix, key.Name, key.Owner, key.Team, key.AllowedModels, key.Rpm, key.Tpm, key.MaxParallel,
+        key.BudgetUsd, key.BudgetPeriod, key.ExpiresAt, key.Disabled, key.CreatedAt, key.RevokedAt, secret);
+}
+
+public sealed record KeyList(IReadOnlyList<KeyResponse> Data);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(KeyRequest))]
+[JsonSerializable(typeof(KeyResponse))]
+[JsonSerializable(typeof(KeyList))]
+public sealed partial class AdminJson : JsonSerializerContext;
+
+public static class AdminEndpoints
+{
+    /// <summary>
+    /// <c>/admin/keys</c>: create (the key is shown once), list, get, update, revoke. Every call needs
+    /// <c>Authorization: Bearer {Gateway:Access:AdminKey}</c>; without an admin key configured the API does not exist.
+    /// </summary>
+    public static IEndpointRouteBuilder MapAdmin(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/admin").AddEndpointFilter(RequireAdminKey);
+        admin.MapPost("/keys", async (HttpContext http, KeyStore store) =>
+        {
+            var request = await ReadAsync(http);
+            var invalid = request is null ? OpenAiError.InvalidJson() : Validate(request);
+            if (invalid is not null)
+            {
+                return Error(invalid);
+            }
+
+            var (key, secret) = await store.CreateAsync(Settings(request!), http.RequestAborted);
+            return Results.Json(KeyResponse.From(key, secret), AdminJson.Default.KeyResponse, statusCode: StatusCodes.Status201Created);
+        });
+        admin.MapGet("/keys", async (string? team, KeyStore store, CancellationToken ct) =>
+            Results.Json(new KeyList([.. (await store.ListAsync(team, ct)).Select(k => KeyResponse.From(k))]), AdminJson.Default.KeyList));
+        admin.MapGet("/keys/{id:guid}", async (Guid id, KeyStore store, CancellationToken ct) =>
+            await store.GetAsync(id, ct) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id));
+        admin.MapPatch("/keys/{id:guid}", async (Guid id, HttpContext http, KeyStore store) =>
+        {
+            var request = await ReadAsync(http);
+            var invalid = request is null ? OpenAiError.InvalidJson() : Validate(request);
+            if (invalid is not null)
+            {
+                return Error(invalid);
+            }
+
+            return await store.UpdateAsync(id, Settings(request!), http.RequestAborted) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id);
+        });
+        admin.MapPost("/keys/{id:guid}/revoke", async (Guid id, KeyStore store, CancellationToken ct) =>
+            await store.RevokeAsync(id, ct) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id));
+        return app;
+    }
+
+    private static async ValueTask<object?> RequireAdminKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var configured = http.RequestServices.GetRequiredService<IOptions<AccessOptions>>().Value.AdminKey;
+        if (string.IsNullOrEmpty(configured))
+        {
+            return Results.NotFound();
+        }
+
+        var header = http.Request.Headers.Authorization.ToString();
+        var presented = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
+        // Compare digests in constant time: neither length nor content of the admin key leaks through timing.
+        if (!CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(configured))))
+        {
+            return Error(new OpenAiError(StatusCodes.Status401Unauthorized, "The admin API needs the admin key.", OpenAiError.InvalidRequest, null, "invalid_admin_key"));
+        }
+
+        return await next(context);
+    }
+
+    private static async Task<KeyRequest?> ReadAsync(HttpContext http)
+    {
+        try
+        {
+            return await JsonSerializer.DeserializeAsync(http.Request.Body, AdminJson.Default.KeyRequest, http.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static OpenAiError? Validate(KeyRequest request)
+    {
+        if (request.Rpm is < 0 || request.Tpm is < 0 || request.MaxParallel is < 0 || request.BudgetUsd is < 0)
+        {
+            return OpenAiError.InvalidParameter("limits", "rpm, tpm, max_parallel and budget_usd must not be negative.");
+        }
+
+        if (request.BudgetPeriod is not (null or "day" or "week" or "month"))
+        {
+            return OpenAiError.InvalidParameter("budget_period", "budget_period must be day, week or month.");
+        }
+
+        foreach (var text in new[] { request.Name, request.Owner, request.Team }.Concat(request.AllowedModels ?? []))
+        {
+            if (text is { Length: > 256 } || text?.Any(char.IsControl) == true)
+            {
+                return OpenAiError.InvalidParameter("name", "names are at most 256 characters without control characters.");
+            }
+        }
+
+        return request.AllowedModels is { Count: > 1000 } ? OpenAiError.InvalidParameter("allowed_models", "at most 1000 models.") : null;
+    }
+
+    private static KeySettings Settings(KeyRequest r) =>
+        new(r.Name, r.Owner, r.Team, r.AllowedModels, r.Rpm, r.Tpm, r.MaxParallel, r.BudgetUsd, r.BudgetPeriod, r.ExpiresAt, r.Disabled);
+
+    private static IResult NotFound(Guid id) =>
+        Error(new OpenAiError(StatusCodes.Status404NotFound, $"No key with id {id}.", OpenAiError.InvalidRequest, "id", "key_not_found"));
+
+    private static IResult Error(OpenAiError error) => Results.Text(Encoding.UTF8.GetString(error.ToJsonBytes()), "application/json", Encoding.UTF8, error.StatusCode);
+}

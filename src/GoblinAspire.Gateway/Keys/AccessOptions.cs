@@ -1,0 +1,45 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace GoblinAspire.Gateway.Keys;
+
+public sealed class AccessOptions
+{
+    public const string SectionName = "Gateway:Access";
+
+    /// <summary>
+    /// When true every inference request needs a virtual key. When false, a request without one is served (a
+    /// local or single-team setup), and a request that does present an <c>sk-goblin-</c> key is still checked.
+    /// </summary>
+    public bool RequireKeys { get; set; }
+
+    /// <summary>The admin API's bearer secret; without it the admin API answers 404. Give it as a secret.</summary>
+    public string? AdminKey { get; set; }
+
+    /// <summary>How long a key lookup is cached per replica: the longest a revoke takes to reach every replica.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan KeyCacheDuration { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Rate-limit window for RPM and TPM.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan RateWindow { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Longest wait for a connected but silent Redis on the request path; past it the failure mode applies. A Redis
+    /// that is down is noticed at once (its connection drops), so this only bounds a hung one. Shorter values make a
+    /// load spike look like an outage, and fail-open then admits requests the shared limit would refuse.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.005", "00:00:05")]
+    public TimeSpan RedisTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary><c>open</c>: fall back to a per-replica in-memory limiter while Redis is away; <c>closed</c>: refuse with 503.</summary>
+    [RegularExpression("^(open|closed)$")]
+    public string RedisFailureMode { get; set; } = "open";
+
+    /// <summary>Completion tokens reserved for a request that sets no max_tokens.</summary>
+    [Range(1, 1_000_000)]
+    public int DefaultReservedCompletionTokens { get; set; } = 1024;
+}
+
+[OptionsValidator]
+public sealed partial class AccessOptionsValidator : IValidateOptions<AccessOptions>;

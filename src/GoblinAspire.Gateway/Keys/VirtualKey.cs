@@ -1,0 +1,38 @@
+namespace GoblinAspire.Gateway.Keys;
+
+/// <summary>A virtual API key as stored: never the key itself, only its hash and a short prefix to recognise it by.</summary>
+public sealed record VirtualKey(
+    Guid Id,
+    string KeyPrefix,
+    string Name,
+    string Owner,
+    string Team,
+    IReadOnlyList<string> AllowedModels,
+    int? Rpm,
+    int? Tpm,
+    int? MaxParallel,
+    decimal? BudgetUsd,
+    string? BudgetPeriod,
+    DateTimeOffset? ExpiresAt,
+    bool Disabled,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? RevokedAt)
+{
+    public bool AllowsModel(string model) => AllowedModels.Count == 0 || AllowedModels.Contains(model, StringComparer.Ordinal);
+
+    public bool IsUsable(DateTimeOffset now) => !Disabled && RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);
+}
+
+/// <summary>What an admin may set on a key; null leaves a field as it is on update.</summary>
+public sealed record KeySettings(
+    string? Name,
+    string? Owner,
+    string? Team,
+    IReadOnlyList<string>? AllowedModels,
+    int? Rpm,
+    int? Tpm,
+    int? MaxParallel,
+    decimal? BudgetUsd,
+    string? BudgetPeriod,
+    DateTimeOffset? ExpiresAt,
+    bool? Disabled);

@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using GoblinAspire.Gateway.Keys;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace GoblinAspire.Gateway.RateLimiting;
+
+/// <summary>
+/// RPM, TPM and parallel-request limits shared by every gateway replica through Redis. Admission is one Lua script,
+/// one round trip: it checks all three limits and, only if all pass, counts the request and reserves its tokens
+/// (prompt estimate + max_tokens) in the current window, atomically. Concurrent long requests therefore cannot
+/// overshoot a TPM limit between their start and their end; <see cref="ReleaseAsync"/> later corrects the reservation
+/// to the real usage and frees the parallel slot.
+/// While Redis cannot answer within <see cref="AccessOptions.RedisTimeout"/>, the configured failure mode applies:
+/// a per-replica in-memory limiter with the same rules ("open"), or refusal ("closed"). Recovery needs nothing: the
+/// next request that reaches Redis uses it again.
+/// </summary>
+public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOptions<AccessOptions> options, TimeProvider time)
+{
+    // KEYS: requests, tokens, parallel. ARGV: rpm, tpm, parallel (-1 = unlimited), tokens to reserve, window ms.
+    private const string AdmitScript = """
+        local rpm, tpm, par = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+        local reserve, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+        local req = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local tok = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
+        if rpm >= 0 and req + 1 > rpm then return {1, req, tok, cur} end
+        if tpm >= 0 and tok + reserve > tpm then return {2, req, tok, cur} end
+        if par >= 0 and cur + 1 > par then return {3, req, tok, cur} end
+        req = redis.call('INCR', KEYS[1])
+        redis.call('PEXPIRE', KEYS[1], window)
+        tok = redis.call('INCRBY', KEYS[2], reserve)
+        redis.call('PEXPIRE', KEYS[2], window)
+        cur = redis.call('INCR', KEYS[3])
+        redis.call('PEXPIRE', KEYS[3], 600000)
+        return {0, req, tok, cur}
+        """;
+
+    // KEYS: tokens, parallel. ARGV: token correction (may be negative).
+    private const string ReleaseScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+        local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if cur > 0 then redis.call('DECR', KEYS[2]) end
+        return 1
+        """;
+
+    private readonly AccessOptions _options = options.Value;
+    private readonly ConcurrentDictionary<string, LocalCounters> _fallback = new(StringComparer.Ordinal);
+
+    /// <summary>A granted admission to release when the request ends.</summary>
+    public sealed record Lease(RateLimits Limits, long Window, long Reserved, bool Local);
+
+    public async Task<(RateDecision Decision, Lease? Lease)> AdmitAsync(RateLimits limits, long reserveTokens, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        var (window, resetIn) = CurrentWindow();
+        if (redis.IsConnected)
+        {
+            try
+            {
+                var result = (RedisResult[])(await redis.GetDatabase()
+                    .ScriptEvaluateAsync(AdmitScript, Keys(limits.Subject, window, "req", "tok", "par"), [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, reserveTokens, (long)_options.RateWindow.TotalMilliseconds])
+                    .WaitAsync(_options.RedisTimeout, cancellationToken))!;
+                var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, FromFallback: false);
+                return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                // Fall through to the failure mode.
+            }
+        }
+
+        if (_options.RedisFailureMode == "closed")
+        {
+            throw new RateLimiterUnavailableException();
+        }
+
+        var local = _fallback.GetOrAdd(limits.Subject, _ => new LocalCounters()).Admit(limits, window, reserveTokens, resetIn);
+        return (local, local.Allowed ? new Lease(limits, window, reserveTokens, Local: true) : null);
+    }
+
+    /// <summary>Corrects the token reservation to <paramref name="actualTokens"/> (when known) and frees the parallel slot.</summary>
+    public async Task ReleaseAsync(Lease lease, long? actualTokens)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var correction = actualTokens is { } actual ? actual - lease.Reserved : 0;
+        if (lease.Local)
+        {
+            _fallback.GetOrAdd(lease.Limits.Subject, _ => new LocalCounters()).Release(lease.Window, correction);
+            return;
+        }
+
+        try
+        {
+            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys(lease.Limits.Subject, lease.Window, "tok", "par"), [correction]).WaitAsync(_options.RedisTimeout * 10);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // The parallel counter expires on its own; a lost correction only leaves the reservation standing.
+        }
+    }
+
+    private (long Window, TimeSpan ResetIn) CurrentWindow()
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var length = (long)_options.RateWindow.TotalMilliseconds;
+        var window = now / length;
+        return (window, TimeSpan.FromMilliseconds(((window + 1) * length) - now));
+    }
+
+    // One hash tag per key so the three counters live in one Redis Cluster slot, as a script requires.
+    private static RedisKey[] Keys(string subject, long window, params string[] counters) =>
+        counters.Select(c => (RedisKey)(c == "par" ? $"goblin:rl:{{{subject}}}:par" : $"goblin:rl:{{{subject}}}:{c}:{window}")).ToArray();
+
+    /// <summary>The same rules as the script, for one replica, while Redis is away.</summary>
+    private sealed class LocalCounters
+    {
+        private readonly Lock _lock = new();
+        private long _window = -1;
+        private long _requests;
+        private long _tokens;
+        private long _parallel;
+
+        public RateDecision Admit(RateLimits limits, long window, long reserve, TimeSpan resetIn)
+        {
+            lock (_lock)
+            {
+                if (window != _window)
+                {
+                    _window = window;
+                    _requests = 0;
+                    _tokens = 0;
+                }
+
+                var refused = limits.Rpm is { } rpm && _requests + 1 > rpm ? RateLimitKind.Requests
+                    : limits.Tpm is { } tpm && _tokens + reserve > tpm ? RateLimitKind.Tokens
+                    : limits.MaxParallel is { } max && _parallel + 1 > max ? RateLimitKind.Parallel
+                    : RateLimitKind.None;
+                if (refused == RateLimitKind.None)
+                {
+                    _requests++;
+                    _tokens += reserve;
+                    _parallel++;
+                }
+
+                return new RateDecision(refused, _requests, _tokens, _parallel, resetIn, FromFallback: true);
+            }
+        }
+
+        public void Release(long window, long correction)
+        {
+            lock (_lock)
+            {
+                if (window == _window)
+                {
+                    _tokens += correction;
+                }
+
+                _parallel = Math.Max(0, _parallel - 1);
+            }
+        }
+    }
+}
+
+/// <summary>Redis is unreachable and the failure mode is "closed".</summary>
+public sealed class RateLimiterUnavailableException : Exception
+{
+    public RateLimiterUnavailableException()
+        : base("The rate limiter is unavailable.")
+    {
+    }
+
+    public RateLimiterUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    public RateLimiterUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -1,0 +1,25 @@
+namespace GoblinAspire.Gateway.RateLimiting;
+
+/// <summary>Which limit refused a request.</summary>
+public enum RateLimitKind
+{
+    None,
+    Requests,
+    Tokens,
+    Parallel,
+}
+
+/// <summary>
+/// The outcome of one admission: allowed or refused by which limit, with the counters after the decision, for the
+/// <c>x-ratelimit-*</c> headers.
+/// </summary>
+public sealed record RateDecision(RateLimitKind RefusedBy, long Requests, long Tokens, long Parallel, TimeSpan ResetIn, bool FromFallback)
+{
+    public bool Allowed => RefusedBy == RateLimitKind.None;
+}
+
+/// <summary>The limits of one key; null means unlimited.</summary>
+public sealed record RateLimits(string Subject, int? Rpm, int? Tpm, int? MaxParallel)
+{
+    public bool Any => Rpm is not null || Tpm is not null || MaxParallel is not null;
+}

@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using GoblinAspire.Gateway.Tests.StandIns;
+using GoblinAspire.Testing;
+
+namespace GoblinAspire.Gateway.Tests;
+
+/// <summary>Virtual keys and the admin API, against real PostgreSQL and Redis.</summary>
+[Collection(PlatformServers.Collection)]
+public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
+{
+    internal const string AdminKey = "admin-secret-for-tests-7d1f";
+    private readonly OpenAiStandIn _upstream = new();
+    private TestWebHost _gateway = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _upstream.StartAsync();
+        _gateway = await GatewayTestHost.StartAsync(Config(servers, _upstream, requireKeys: true));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        await _upstream.DisposeAsync();
+    }
+
+    internal static GatewayConfig Config(PlatformServers servers, OpenAiStandIn upstream, bool requireKeys, string? redis = null) =>
+        new GatewayConfig(servers)
+            .Set("Gateway__Access__RequireKeys", requireKeys ? "true" : "false")
+            .Set("Gateway__Access__AdminKey", AdminKey)
+            .Set("Gateway__Access__KeyCacheDuration", "00:00:00.300")
+            .Set("Gateway__Access__RateWindow", "00:10:00")
+            .Set("ConnectionStrings__redis", redis ?? servers.Redis.ConnectionString)
+            .Provider("vllm", "openai", upstream.Url, "chat")
+            .Provider("vllm2", "openai", upstream.Url, "other");
+
+    internal static async Task<(string Id, string Secret)> CreateKeyAsync(HttpClient client, object settings)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/admin/keys") { Content = JsonContent.Create(settings) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+        using var response = await client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, text);
+        using var document = JsonDocument.Parse(text);
+        return (document.RootElement.GetProperty("id").GetString()!, document.RootElement.GetProperty("key").GetString()!);
+    }
+
+    internal static async Task<HttpResponseMessage> ChatWithKeyAsync(HttpClient client, string? key, string model = "chat", string extra = "")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = GatewayTestHost.Json($$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}]{{extra}}}""") };
+        if (key is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return await client.SendAsync(request);
+    }
+
+    private async Task<HttpResponseMessage> AdminAsync(HttpMethod method, string path, object? body = null, string? adminKey = AdminKey)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        if (adminKey is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+        }
+
+        return await _gateway.Client.SendAsync(request);
+    }
+
+    private static async Task AssertOpenAiErrorAsync(HttpResponseMessage response, HttpStatusCode status, string? code)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, text);
+        using var document = JsonDocument.Parse(text);
+        var error = document.RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        if (code is not null)
+        {
+            Assert.Equal(code, error.GetProperty("code").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task The_admin_api_refuses_callers_without_the_admin_key()
+    {
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys", adminKey: null), HttpStatusCode.Unauthorized, "invalid_admin_key");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys", adminKey: "admin-secret-for-tests-7d1e"), HttpStatusCode.Unauthorized, "invalid_admin_key");
+        var (_, userKey) = await CreateKeyAsync(_gateway.Client, new { name = "user" });
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys", adminKey: userKey), HttpStatusCode.Unauthorized, "invalid_admin_key");
+    }
+
+    [Fact]
+    public async Task A_key_is_shown_once_then_listed_updated_and_revoked_without_its_secret()
+    {
+        var (id, secret) = await CreateKeyAsync(_gateway.Client, new { name = "ana", owner = "ana@example.com", team = "search", allowed_models = new[] { "chat" }, rpm = 100 });
+        Assert.StartsWith("sk-goblin-", secret, StringComparison.Ordinal);
+
+        var listed = await (await AdminAsync(HttpMethod.Get, "/admin/keys?team=search")).Content.ReadAsStringAsync();
+        Assert.Contains(id, listed, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, listed, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"key\":", listed, StringComparison.Ordinal);
+
+        using var updated = await AdminAsync(HttpMethod.Patch, $"/admin/keys/{id}", new { rpm = 5, allowed_models = new[] { "chat", "other" } });
+        using (var document = JsonDocument.Parse(await updated.Content.ReadAsStringAsync()))
+        {
+            Assert.Equal(5, document.RootElement.GetProperty("rpm").GetInt32());
+            Assert.Equal("search", document.RootElement.GetProperty("team").GetString());
+            Assert.Equal(2, document.RootElement.GetProperty("allowed_models").GetArrayLength());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(_gateway.Client, secret)).StatusCode);
+        using var revoked = await AdminAsync(HttpMethod.Post, $"/admin/keys/{id}/revoke");
+        Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
+        await Eventually.HoldsAsync(async () => (await ChatWithKeyAsync(_gateway.Client, secret)).StatusCode == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), "the revoke to take effect");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, $"/admin/keys/{Guid.NewGuid()}"), HttpStatusCode.NotFound, "key_not_found");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { rpm = -1 }), HttpStatusCode.BadRequest, null);
+    }
+
+    [Fact]
+    public async Task Missing_unknown_expired_disabled_and_wrong_model_keys_are_refused_in_openai_shape()
+    {
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, null), HttpStatusCode.Unauthorized, null);
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, "sk-goblin-" + new string('0', 64)), HttpStatusCode.Unauthorized, "invalid_api_key");
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, "not-even-a-goblin-key"), HttpStatusCode.Unauthorized, "invalid_api_key");
+
+        var (_, expired) = await CreateKeyAsync(_gateway.Client, new { expires_at = DateTimeOffset.UtcNow.AddMinutes(-1) });
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, expired), HttpStatusCode.Unauthorized, "invalid_api_key");
+        var (_, disabled) = await CreateKeyAsync(_gateway.Client, new { disabled = true });
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, disabled), HttpStatusCode.Unauthorized, "invalid_api_key");
+
+        var (_, narrow) = await CreateKeyAsync(_gateway.Client, new { allowed_models = new[] { "other" } });
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, narrow, "chat"), HttpStatusCode.Forbidden, "model_not_allowed");
+        Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(_gateway.Client, narrow, "other")).StatusCode);
+        Assert.Equal(0, _upstream.Requests.Count(r => r.Method == "POST" && r.Json.GetProperty("model").GetString() == "chat"));
+    }
+
+    [Fact]
+    public async Task Keys_are_optional_unless_required_but_a_presented_goblin_key_is_always_checked()
+    {
+        await using var open = await GatewayTestHost.StartAsync(Config(servers, _upstream, requireKeys: false));
+        Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(open.Client, null)).StatusCode);
+        await AssertOpenAiErrorAsync(await ChatWithKeyAsync(open.Client, "sk-goblin-" + new string('1', 64)), HttpStatusCode.Unauthorized, "invalid_api_key");
+    }
+}

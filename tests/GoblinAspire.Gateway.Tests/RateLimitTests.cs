@@ -1,0 +1,154 @@
+using System.Net;
+using System.Text.Json;
+using GoblinAspire.Gateway.Tests.StandIns;
+using GoblinAspire.Testing;
+
+namespace GoblinAspire.Gateway.Tests;
+
+/// <summary>Limits enforced together by several gateway replicas through one real Redis.</summary>
+[Collection(PlatformServers.Collection)]
+public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
+{
+    private readonly OpenAiStandIn _upstream = new();
+
+    public Task InitializeAsync() => _upstream.StartAsync();
+
+    public async Task DisposeAsync() => await _upstream.DisposeAsync();
+
+    /// <summary>Windows are ten minutes long in these tests; start a test well inside one.</summary>
+    private static async Task AwayFromWindowEdgeAsync()
+    {
+        var intoWindow = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() % 600_000;
+        if (intoWindow > 570_000)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(600_000 - intoWindow + 500));
+        }
+    }
+
+    [Fact]
+    public async Task Two_replicas_sharing_redis_accept_exactly_the_limit()
+    {
+        await AwayFromWindowEdgeAsync();
+        await using var first = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true));
+        await using var second = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true));
+        var (_, key) = await AccessTests.CreateKeyAsync(first.Client, new { rpm = 60 });
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 100).Select(async i =>
+        {
+            using var response = await AccessTests.ChatWithKeyAsync((i % 2 == 0 ? first : second).Client, key);
+            return (response.StatusCode, RetryAfter: response.Headers.RetryAfter?.Delta, Remaining: response.Headers.TryGetValues("x-ratelimit-remaining-requests", out var r) ? r.Single() : null, Body: await response.Content.ReadAsStringAsync());
+        }));
+
+        Assert.Equal(60, responses.Count(r => r.StatusCode == HttpStatusCode.OK));
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.Equal(40, refused.Count);
+        Assert.All(refused, r =>
+        {
+            Assert.NotNull(r.RetryAfter);
+            Assert.Equal("0", r.Remaining);
+            using var document = JsonDocument.Parse(r.Body);
+            Assert.Equal("rate_limit_exceeded", document.RootElement.GetProperty("error").GetProperty("code").GetString());
+        });
+        Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK && r.Remaining == "0");
+    }
+
+    [Fact]
+    public async Task Concurrent_long_requests_cannot_overshoot_the_token_limit()
+    {
+        await AwayFromWindowEdgeAsync();
+        _upstream.PauseAfterFirstEvent = true;
+        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true));
+        var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { tpm = 1000 });
+
+        // Each asks for up to 300 completion tokens; three fit in 1000 tokens, a fourth would not.
+        var pending = Enumerable.Range(0, 10).Select(_ => AccessTests.ChatWithKeyAsync(gateway.Client, key, extra: ""","max_tokens":300,"stream":true""")).ToList();
+        await Eventually.HoldsAsync(() => Task.FromResult(pending.Count(t => t.IsCompleted) >= 7), TimeSpan.FromSeconds(10), "the refusals");
+        _upstream.ReleaseStream.TrySetResult();
+        var responses = await Task.WhenAll(pending);
+
+        Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.OK));
+        var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.Equal(7, refused.Count);
+        using var document = JsonDocument.Parse(await refused[0].Content.ReadAsStringAsync());
+        Assert.Equal("tokens", document.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal("1000", refused[0].Headers.GetValues("x-ratelimit-limit-tokens").Single());
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Parallel_requests_beyond_the_limit_are_refused_and_slots_come_back()
+    {
+        _upstream.PauseAfterFirstEvent = true;
+        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true));
+        var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { max_parallel = 2 });
+
+        var pending = Enumerable.Range(0, 5).Select(_ => AccessTests.ChatWithKeyAsync(gateway.Client, key, extra: ""","stream":true""")).ToList();
+        await Eventually.HoldsAsync(() => Task.FromResult(pending.Count(t => t.IsCompleted) >= 3), TimeSpan.FromSeconds(10), "the refusals");
+        _upstream.ReleaseStream.TrySetResult();
+        var responses = await Task.WhenAll(pending);
+        Assert.Equal(2, responses.Count(r => r.StatusCode == HttpStatusCode.OK));
+        Assert.Equal(3, responses.Count(r => r.StatusCode == HttpStatusCode.TooManyRequests));
+
+        _upstream.PauseAfterFirstEvent = false;
+        // Slots are released just after each answer ends, off the request path.
+        await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(5), "a freed slot");
+    }
+
+    [Fact]
+    public async Task Without_redis_the_gateway_fails_open_to_local_limits_and_recovers_when_redis_returns()
+    {
+        await AwayFromWindowEdgeAsync();
+        await using var redis = await RedisServer.StartAsync();
+        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true, redis: redis.ConnectionString));
+        var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { rpm = 3 });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+
+        await redis.StopAsync();
+        // The local limiter starts its own count: the gateway keeps answering, never hanging on Redis.
+        var started = DateTime.UtcNow;
+        using (var local = await AccessTests.ChatWithKeyAsync(gateway.Client, key))
+        {
+            Assert.Equal(HttpStatusCode.OK, local.StatusCode);
+        }
+
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+
+        await redis.StartAgainAsync();
+        // Redis came back empty (no persistence): the shared count restarts there and is enforced again.
+        await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "Redis to be used again");
+        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Fail_closed_refuses_with_503_while_redis_is_away()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true, redis: redis.ConnectionString).Set("Gateway__Access__RedisFailureMode", "closed"));
+        var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { rpm = 100 });
+        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+
+        await redis.StopAsync();
+        using var refused = await AccessTests.ChatWithKeyAsync(gateway.Client, key);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+
+        await redis.StartAgainAsync();
+        await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "Redis to be used again");
+    }
+}
