@@ -4,6 +4,7 @@ using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Protocols;
 using GoblinAspire.Gateway.Relay;
 using GoblinAspire.Gateway.Routing;
+using GoblinAspire.Gateway.Spend;
 using GoblinAspire.Gateway.Telemetry;
 using GoblinAspire.ServiceDefaults;
 using Microsoft.Extensions.Options;
@@ -56,6 +57,9 @@ public static class GatewayApp
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyAuthenticator>();
         services.AddSingleton<DistributedRateLimiter>();
+        services.AddSingleton<SpendQueries>();
+        services.AddSingleton<UsageRecorder>();
+        services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         services.AddSingleton<ProviderProbeService>();
         services.AddHostedService(sp => sp.GetRequiredService<ProviderProbeService>());
 

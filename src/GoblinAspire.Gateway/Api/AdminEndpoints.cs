@@ -48,10 +48,13 @@ public sealed record KeyResponse(
 
 public sealed record KeyList(IReadOnlyList<KeyResponse> Data);
 
+public sealed record SpendReport(DateTimeOffset From, DateTimeOffset To, string GroupBy, IReadOnlyList<Spend.SpendRow> Data);
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(KeyRequest))]
 [JsonSerializable(typeof(KeyResponse))]
 [JsonSerializable(typeof(KeyList))]
+[JsonSerializable(typeof(SpendReport))]
 public sealed partial class AdminJson : JsonSerializerContext;
 
 public static class AdminEndpoints
@@ -89,6 +92,31 @@ public static class AdminEndpoints
             }
 
             return await store.UpdateAsync(id, Settings(request!), http.RequestAborted) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id);
+        });
+        admin.MapGet("/spend", async (HttpContext http, Spend.SpendQueries spend, TimeProvider time) =>
+        {
+            var query = http.Request.Query;
+            Guid? key = null;
+            if (query["key"] is { Count: > 0 } keyText)
+            {
+                if (!Guid.TryParse(keyText, out var parsed))
+                {
+                    return Error(OpenAiError.InvalidParameter("key", "key must be a key id."));
+                }
+
+                key = parsed;
+            }
+
+            var to = DateTimeOffset.TryParse(query["to"], System.Globalization.CultureInfo.InvariantCulture, out var t) ? t : time.GetUtcNow().AddSeconds(1);
+            var from = DateTimeOffset.TryParse(query["from"], System.Globalization.CultureInfo.InvariantCulture, out var f) ? f : to.AddDays(-30);
+            var groupBy = query["group_by"].ToString() is { Length: > 0 } g ? g : "model";
+            if (groupBy is not ("model" or "provider" or "day") || from >= to)
+            {
+                return Error(OpenAiError.InvalidParameter("group_by", "group_by must be model, provider or day, and from must be before to."));
+            }
+
+            var rows = await spend.ReportAsync(key, query["team"].ToString() is { Length: > 0 } team ? team : null, from, to, groupBy, http.RequestAborted);
+            return Results.Json(new SpendReport(from, to, groupBy, rows), AdminJson.Default.SpendReport);
         });
         admin.MapPost("/keys/{id:guid}/revoke", async (Guid id, KeyStore store, CancellationToken ct) =>
             await store.RevokeAsync(id, ct) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id));

@@ -17,32 +17,43 @@ namespace GoblinAspire.Gateway.RateLimiting;
 /// </summary>
 public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOptions<AccessOptions> options, TimeProvider time)
 {
-    // KEYS: requests, tokens, parallel. ARGV: rpm, tpm, parallel (-1 = unlimited), tokens to reserve, window ms.
+    // KEYS: requests, tokens, parallel, spend. ARGV: rpm, tpm, parallel, budget (-1 = unlimited), tokens to reserve,
+    // window ms. Answers {decision, requests, tokens, parallel, spend}; decision 5 = the period's spend is not in Redis.
     private const string AdmitScript = """
-        local rpm, tpm, par = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-        local reserve, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+        local rpm, tpm, par, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+        local reserve, window = tonumber(ARGV[5]), tonumber(ARGV[6])
         local req = tonumber(redis.call('GET', KEYS[1]) or '0')
         local tok = tonumber(redis.call('GET', KEYS[2]) or '0')
         local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
-        if rpm >= 0 and req + 1 > rpm then return {1, req, tok, cur} end
-        if tpm >= 0 and tok + reserve > tpm then return {2, req, tok, cur} end
-        if par >= 0 and cur + 1 > par then return {3, req, tok, cur} end
+        local spent = '0'
+        if budget >= 0 then
+            spent = redis.call('GET', KEYS[4])
+            if not spent then return {5, req, tok, cur, '0'} end
+            if tonumber(spent) >= budget then return {4, req, tok, cur, spent} end
+        end
+        if rpm >= 0 and req + 1 > rpm then return {1, req, tok, cur, spent} end
+        if tpm >= 0 and tok + reserve > tpm then return {2, req, tok, cur, spent} end
+        if par >= 0 and cur + 1 > par then return {3, req, tok, cur, spent} end
         req = redis.call('INCR', KEYS[1])
         redis.call('PEXPIRE', KEYS[1], window)
         tok = redis.call('INCRBY', KEYS[2], reserve)
         redis.call('PEXPIRE', KEYS[2], window)
         cur = redis.call('INCR', KEYS[3])
         redis.call('PEXPIRE', KEYS[3], 600000)
-        return {0, req, tok, cur}
+        return {0, req, tok, cur, spent}
         """;
 
-    // KEYS: tokens, parallel. ARGV: token correction (may be negative).
+    // KEYS: tokens, parallel, spend. ARGV: token correction (may be negative), cost in USD.
     private const string ReleaseScript = """
         if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
         local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
         if cur > 0 then redis.call('DECR', KEYS[2]) end
+        if tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCRBYFLOAT', KEYS[3], ARGV[2]) end
         return 1
         """;
+
+    // A period's spend lives in Redis for the period plus this margin, then is seeded from PostgreSQL again if needed.
+    private static readonly TimeSpan SpendRetention = TimeSpan.FromDays(40);
 
     private readonly AccessOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, LocalCounters> _fallback = new(StringComparer.Ordinal);
@@ -50,18 +61,29 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
     /// <summary>A granted admission to release when the request ends.</summary>
     public sealed record Lease(RateLimits Limits, long Window, long Reserved, bool Local);
 
-    public async Task<(RateDecision Decision, Lease? Lease)> AdmitAsync(RateLimits limits, long reserveTokens, CancellationToken cancellationToken)
+    /// <param name="spentSoFar">Reads the period's spend from the durable record, when Redis no longer has it.</param>
+    public async Task<(RateDecision Decision, Lease? Lease)> AdmitAsync(RateLimits limits, long reserveTokens, Func<CancellationToken, Task<decimal>> spentSoFar, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(limits);
+        ArgumentNullException.ThrowIfNull(spentSoFar);
         var (window, resetIn) = CurrentWindow();
         if (redis.IsConnected)
         {
             try
             {
-                var result = (RedisResult[])(await redis.GetDatabase()
-                    .ScriptEvaluateAsync(AdmitScript, Keys(limits.Subject, window, "req", "tok", "par"), [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, reserveTokens, (long)_options.RateWindow.TotalMilliseconds])
-                    .WaitAsync(_options.RedisTimeout, cancellationToken))!;
-                var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, FromFallback: false);
+                var keys = Keys(limits, window, "req", "tok", "par", "spend");
+                object[] arguments = [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, limits.BudgetUsd ?? -1m, reserveTokens, (long)_options.RateWindow.TotalMilliseconds];
+                var database = redis.GetDatabase();
+                var result = await EvaluateAsync(database, keys, arguments, cancellationToken);
+                if ((int)result[0] == 5)
+                {
+                    // First request of the period since Redis lost (or never had) it: seed from PostgreSQL once.
+                    var spent = await spentSoFar(cancellationToken);
+                    await database.StringSetAsync(keys[3], spent.ToString(System.Globalization.CultureInfo.InvariantCulture), SpendRetention, When.NotExists).WaitAsync(_options.RedisTimeout, cancellationToken);
+                    result = await EvaluateAsync(database, keys, arguments, cancellationToken);
+                }
+
+                var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, FromFallback: false, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
                 return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -79,20 +101,23 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
         return (local, local.Allowed ? new Lease(limits, window, reserveTokens, Local: true) : null);
     }
 
-    /// <summary>Corrects the token reservation to <paramref name="actualTokens"/> (when known) and frees the parallel slot.</summary>
-    public async Task ReleaseAsync(Lease lease, long? actualTokens)
+    /// <summary>
+    /// Corrects the token reservation to <paramref name="actualTokens"/> (when known), adds <paramref name="costUsd"/>
+    /// to the period's spend, and frees the parallel slot.
+    /// </summary>
+    public async Task ReleaseAsync(Lease lease, long? actualTokens, decimal costUsd)
     {
         ArgumentNullException.ThrowIfNull(lease);
         var correction = actualTokens is { } actual ? actual - lease.Reserved : 0;
         if (lease.Local)
         {
-            _fallback.GetOrAdd(lease.Limits.Subject, _ => new LocalCounters()).Release(lease.Window, correction);
+            _fallback.GetOrAdd(lease.Limits.Subject, _ => new LocalCounters()).Release(lease.Window, correction, costUsd);
             return;
         }
 
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys(lease.Limits.Subject, lease.Window, "tok", "par"), [correction]).WaitAsync(_options.RedisTimeout * 10);
+            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys(lease.Limits, lease.Window, "tok", "par", "spend"), [correction, costUsd.ToString(System.Globalization.CultureInfo.InvariantCulture)]).WaitAsync(_options.RedisTimeout * 10);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -108,9 +133,23 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
         return (window, TimeSpan.FromMilliseconds(((window + 1) * length) - now));
     }
 
-    // One hash tag per key so the three counters live in one Redis Cluster slot, as a script requires.
-    private static RedisKey[] Keys(string subject, long window, params string[] counters) =>
-        counters.Select(c => (RedisKey)(c == "par" ? $"goblin:rl:{{{subject}}}:par" : $"goblin:rl:{{{subject}}}:{c}:{window}")).ToArray();
+    private async Task<RedisResult[]> EvaluateAsync(IDatabase database, RedisKey[] keys, object[] arguments, CancellationToken cancellationToken) =>
+        (RedisResult[])(await database.ScriptEvaluateAsync(AdmitScript, keys, arguments.Select(a => a switch
+        {
+            decimal d => (RedisValue)d.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            long l => (RedisValue)l,
+            int i => (RedisValue)i,
+            _ => (RedisValue)a.ToString(),
+        }).ToArray()).WaitAsync(_options.RedisTimeout, cancellationToken))!;
+
+    // One hash tag per key so all its counters live in one Redis Cluster slot, as a script requires.
+    private static RedisKey[] Keys(RateLimits limits, long window, params string[] counters) =>
+        counters.Select(c => (RedisKey)(c switch
+        {
+            "par" => $"goblin:rl:{{{limits.Subject}}}:par",
+            "spend" => $"goblin:rl:{{{limits.Subject}}}:spend:{limits.BudgetPeriod ?? "none"}",
+            _ => $"goblin:rl:{{{limits.Subject}}}:{c}:{window}",
+        })).ToArray();
 
     /// <summary>The same rules as the script, for one replica, while Redis is away.</summary>
     private sealed class LocalCounters
@@ -120,6 +159,8 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
         private long _requests;
         private long _tokens;
         private long _parallel;
+        private string? _period;
+        private decimal _spent;
 
         public RateDecision Admit(RateLimits limits, long window, long reserve, TimeSpan resetIn)
         {
@@ -132,7 +173,14 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
                     _tokens = 0;
                 }
 
-                var refused = limits.Rpm is { } rpm && _requests + 1 > rpm ? RateLimitKind.Requests
+                if (limits.BudgetPeriod != _period)
+                {
+                    _period = limits.BudgetPeriod;
+                    _spent = 0;
+                }
+
+                var refused = limits.BudgetUsd is { } budget && _spent >= budget ? RateLimitKind.Budget
+                    : limits.Rpm is { } rpm && _requests + 1 > rpm ? RateLimitKind.Requests
                     : limits.Tpm is { } tpm && _tokens + reserve > tpm ? RateLimitKind.Tokens
                     : limits.MaxParallel is { } max && _parallel + 1 > max ? RateLimitKind.Parallel
                     : RateLimitKind.None;
@@ -143,14 +191,15 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
                     _parallel++;
                 }
 
-                return new RateDecision(refused, _requests, _tokens, _parallel, resetIn, FromFallback: true);
+                return new RateDecision(refused, _requests, _tokens, _parallel, resetIn, FromFallback: true, _spent);
             }
         }
 
-        public void Release(long window, long correction)
+        public void Release(long window, long correction, decimal cost)
         {
             lock (_lock)
             {
+                _spent += cost;
                 if (window == _window)
                 {
                     _tokens += correction;

@@ -4,6 +4,7 @@ using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
 using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Routing;
+using GoblinAspire.Gateway.Spend;
 using GoblinAspire.Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
@@ -22,6 +23,8 @@ public sealed class InferenceRelay(
     IOptions<GatewayOptions> options,
     KeyAuthenticator keys,
     DistributedRateLimiter limiter,
+    UsageRecorder usage,
+    SpendQueries spend,
     IOptions<AccessOptions> access,
     GatewayMetrics metrics,
     TimeProvider time,
@@ -68,13 +71,18 @@ public sealed class InferenceRelay(
         DistributedRateLimiter.Lease? lease = null;
         if (key is not null)
         {
-            var limits = new RateLimits(key.Id.ToString("N"), key.Rpm, key.Tpm, key.MaxParallel);
+            var period = key.BudgetPeriod ?? "month";
+            var limits = new RateLimits(key.Id.ToString("N"), key.Rpm, key.Tpm, key.MaxParallel, key.BudgetUsd, key.BudgetUsd is null ? null : BudgetPeriods.Id(period, time.GetUtcNow()));
             if (limits.Any)
             {
                 RateDecision decision;
                 try
                 {
-                    (decision, lease) = await limiter.AdmitAsync(limits, request.EstimatedPromptTokens + (request.MaxTokens ?? access.Value.DefaultReservedCompletionTokens), aborted);
+                    (decision, lease) = await limiter.AdmitAsync(
+                        limits,
+                        request.EstimatedPromptTokens + (request.MaxTokens ?? access.Value.DefaultReservedCompletionTokens),
+                        ct => spend.SpentSinceAsync(key.Id, BudgetPeriods.Start(period, time.GetUtcNow()), ct),
+                        aborted);
                 }
                 catch (RateLimiterUnavailableException)
                 {
@@ -83,6 +91,18 @@ public sealed class InferenceRelay(
                 }
 
                 RateLimitHeaders.Write(http.Response, limits, decision);
+                if (decision.RefusedBy == RateLimitKind.Budget)
+                {
+                    metrics.RateLimited(decision.RefusedBy);
+                    await new OpenAiError(
+                        StatusCodes.Status429TooManyRequests,
+                        $"You exceeded your current quota: this key's budget is {key.BudgetUsd} USD per {period} and {decision.Spent:0.####} USD is spent.",
+                        "insufficient_quota",
+                        null,
+                        "insufficient_quota").WriteAsync(http.Response, BudgetPeriods.End(period, time.GetUtcNow()) - time.GetUtcNow());
+                    return;
+                }
+
                 if (!decision.Allowed)
                 {
                     metrics.RateLimited(decision.RefusedBy);
@@ -93,24 +113,44 @@ public sealed class InferenceRelay(
             }
         }
 
-        long? usedTokens = null;
+        Outcome? outcome = null;
         try
         {
-            usedTokens = await RouteAsync(http, request, startedAt);
+            outcome = await RouteAsync(http, request, startedAt);
         }
         finally
         {
+            if (outcome is not null)
+            {
+                usage.Record(new UsageRecord(
+                    time.GetUtcNow(), key?.Id, key?.Team ?? "", request.Model, outcome.Provider, outcome.InputTokens ?? 0, outcome.OutputTokens ?? 0,
+                    outcome.CostUsd, time.GetElapsedTime(startedAt).TotalMilliseconds, outcome.FirstToken?.TotalMilliseconds, outcome.Status, CacheHit: false));
+                metrics.Spend(key?.Team ?? "", request.Model, outcome.Provider, outcome.CostUsd);
+            }
+
             if (lease is not null)
             {
                 // Off the request path: the answer is complete, and the release only corrects shared counters
                 // (its failures are handled inside). Admission stays the one Redis round trip a request waits for.
-                _ = limiter.ReleaseAsync(lease, usedTokens);
+                _ = limiter.ReleaseAsync(lease, outcome?.Tokens, outcome?.CostUsd ?? 0);
             }
         }
     }
 
-    /// <returns>The tokens the answer used, when the provider reported them.</returns>
-    private async Task<long?> RouteAsync(HttpContext http, InferenceRequest request, long startedAt)
+    /// <summary>How a routed request ended, for accounting.</summary>
+    private sealed record Outcome(string Provider, int Status, long? InputTokens, long? OutputTokens, decimal CostUsd, TimeSpan? FirstToken)
+    {
+        public long? Tokens => InputTokens is null && OutputTokens is null ? null : (InputTokens ?? 0) + (OutputTokens ?? 0);
+
+        public static Outcome Of(RelayContext relay, int status)
+        {
+            var options = relay.Deployment.Provider.Options;
+            var cost = ((relay.InputTokens ?? 0) * options.InputPricePer1K / 1000m) + ((relay.OutputTokens ?? 0) * options.OutputPricePer1K / 1000m);
+            return new Outcome(relay.Deployment.Provider.Name, status, relay.InputTokens, relay.OutputTokens, cost, relay.FirstToken);
+        }
+    }
+
+    private async Task<Outcome?> RouteAsync(HttpContext http, InferenceRequest request, long startedAt)
     {
         var aborted = http.RequestAborted;
         var plan = router.Plan(request, http.Request.Headers[ProviderRouter.StrategyHeader]);
@@ -144,14 +184,14 @@ public sealed class InferenceRelay(
                 metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
                 metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
                 Complete(activity, relay, null);
-                return relay.InputTokens is null && relay.OutputTokens is null ? null : (relay.InputTokens ?? 0) + (relay.OutputTokens ?? 0);
+                return Outcome.Of(relay, relay.StatusCode);
             }
             catch (OperationCanceledException) when (aborted.IsCancellationRequested)
             {
                 // The client went away; the upstream request was cancelled with it. Not the provider's fault.
                 metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
                 Complete(activity, relay, "client_closed");
-                return null;
+                return Outcome.Of(relay, StatusCodes.Status499ClientClosedRequest);
             }
             catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
             {
@@ -178,7 +218,7 @@ public sealed class InferenceRelay(
                     GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
                     metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
                     await EndStreamWithErrorAsync(http, failure);
-                    return null;
+                    return Outcome.Of(relay, relay.StatusCode);
                 }
 
                 GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
@@ -190,7 +230,7 @@ public sealed class InferenceRelay(
         metrics.Request("none", request.Model, final.StatusCode, time.GetElapsedTime(startedAt), null);
         http.Response.Headers["x-goblin-attempts"] = failures.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await final.WriteAsync(http.Response, finalRetryAfter);
-        return null;
+        return new Outcome("none", final.StatusCode, null, null, 0, null);
     }
 
     private async Task AttemptAsync(HttpClient client, RelayContext relay, CancellationToken cancellationToken)

@@ -22,6 +22,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _providerErrors;
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _rateLimited;
+    private readonly Counter<double> _spend;
 
     public GatewayMetrics(IMeterFactory meterFactory, IServiceProvider services)
     {
@@ -32,6 +33,7 @@ public sealed class GatewayMetrics
         _firstToken = meter.CreateHistogram("inference_time_to_first_token_seconds", "s", "Time from request to the first answer byte.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _providerErrors = meter.CreateCounter<long>("provider_errors_total", description: "Failed attempts at a provider, by reason.");
         _tokens = meter.CreateCounter<long>("inference_tokens_total", description: "Tokens by provider, model and direction (input or output).");
+        _spend = meter.CreateCounter<double>("spend_usd_total", description: "Spend in USD from provider prices, by team, model and provider.");
         _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
         // The catalog is resolved lazily: the gauge is observed only at scrape time.
         meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
@@ -61,6 +63,14 @@ public sealed class GatewayMetrics
         if (output is > 0)
         {
             _tokens.Add(output.Value, new TagList { { "provider", provider }, { "model", model }, { "direction", "output" } });
+        }
+    }
+
+    public void Spend(string team, string model, string provider, decimal costUsd)
+    {
+        if (costUsd > 0)
+        {
+            _spend.Add((double)costUsd, new TagList { { "team", team }, { "model", model }, { "provider", provider } });
         }
     }
 
