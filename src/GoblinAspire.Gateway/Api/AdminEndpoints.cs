@@ -8,51 +8,13 @@ using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.Gateway.Api;
 
-/// <summary>Request body for creating or updating a key.</summary>
-public sealed record KeyRequest(
-    string? Name,
-    string? Owner,
-    string? Team,
-    List<string>? AllowedModels,
-    int? Rpm,
-    int? Tpm,
-    int? MaxParallel,
-    decimal? BudgetUsd,
-    string? BudgetPeriod,
-    DateTimeOffset? ExpiresAt,
-    bool? Disabled);
-
-/// <summary>A key as the admin API shows it; <see cref="Key"/> is set only in the answer to its creation.</summary>
-public sealed record KeyResponse(
-    Guid Id,
-    string KeyPrefix,
-    string Name,
-    string Owner,
-    string Team,
-    IReadOnlyList<string> AllowedModels,
-    int? Rpm,
-    int? Tpm,
-    int? MaxParallel,
-    decimal? BudgetUsd,
-    string? BudgetPeriod,
-    DateTimeOffset? ExpiresAt,
-    bool Disabled,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? RevokedAt,
-    string? Key = null)
-{
-    public static KeyResponse From(VirtualKey key, string? secret = null) => new(
-        key.Id, key.KeyPrefix, key.Name, key.Owner, key.Team, key.AllowedModels, key.Rpm, key.Tpm, key.MaxParallel,
-        key.BudgetUsd, key.BudgetPeriod, key.ExpiresAt, key.Disabled, key.CreatedAt, key.RevokedAt, secret);
-}
-
-public sealed record KeyList(IReadOnlyList<KeyResponse> Data);
+public sealed record KeyList(IReadOnlyList<VirtualKey> Data);
 
 public sealed record SpendReport(DateTimeOffset From, DateTimeOffset To, string GroupBy, IReadOnlyList<Spend.SpendRow> Data);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(KeyRequest))]
-[JsonSerializable(typeof(KeyResponse))]
+[JsonSerializable(typeof(KeySettings))]
+[JsonSerializable(typeof(VirtualKey))]
 [JsonSerializable(typeof(KeyList))]
 [JsonSerializable(typeof(SpendReport))]
 public sealed partial class AdminJson : JsonSerializerContext;
@@ -75,13 +37,13 @@ public static class AdminEndpoints
                 return Error(invalid);
             }
 
-            var (key, secret) = await store.CreateAsync(Settings(request!), http.RequestAborted);
-            return Results.Json(KeyResponse.From(key, secret), AdminJson.Default.KeyResponse, statusCode: StatusCodes.Status201Created);
+            var (key, secret) = await store.CreateAsync(request!, http.RequestAborted);
+            return Results.Json(key with { Secret = secret }, AdminJson.Default.VirtualKey, statusCode: StatusCodes.Status201Created);
         });
         admin.MapGet("/keys", async (string? team, KeyStore store, CancellationToken ct) =>
-            Results.Json(new KeyList([.. (await store.ListAsync(team, ct)).Select(k => KeyResponse.From(k))]), AdminJson.Default.KeyList));
+            Results.Json(new KeyList(await store.ListAsync(team, ct)), AdminJson.Default.KeyList));
         admin.MapGet("/keys/{id:guid}", async (Guid id, KeyStore store, CancellationToken ct) =>
-            await store.GetAsync(id, ct) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id));
+            await store.GetAsync(id, ct) is { } key ? Results.Json(key, AdminJson.Default.VirtualKey) : NotFound(id));
         admin.MapPatch("/keys/{id:guid}", async (Guid id, HttpContext http, KeyStore store) =>
         {
             var request = await ReadAsync(http);
@@ -91,7 +53,7 @@ public static class AdminEndpoints
                 return Error(invalid);
             }
 
-            return await store.UpdateAsync(id, Settings(request!), http.RequestAborted) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id);
+            return await store.UpdateAsync(id, request!, http.RequestAborted) is { } key ? Results.Json(key, AdminJson.Default.VirtualKey) : NotFound(id);
         });
         admin.MapGet("/spend", async (HttpContext http, Spend.SpendQueries spend, TimeProvider time) =>
         {
@@ -119,7 +81,7 @@ public static class AdminEndpoints
             return Results.Json(new SpendReport(from, to, groupBy, rows), AdminJson.Default.SpendReport);
         });
         admin.MapPost("/keys/{id:guid}/revoke", async (Guid id, KeyStore store, CancellationToken ct) =>
-            await store.RevokeAsync(id, ct) is { } key ? Results.Json(KeyResponse.From(key), AdminJson.Default.KeyResponse) : NotFound(id));
+            await store.RevokeAsync(id, ct) is { } key ? Results.Json(key, AdminJson.Default.VirtualKey) : NotFound(id));
         return app;
     }
 
@@ -143,11 +105,11 @@ public static class AdminEndpoints
         return await next(context);
     }
 
-    private static async Task<KeyRequest?> ReadAsync(HttpContext http)
+    private static async Task<KeySettings?> ReadAsync(HttpContext http)
     {
         try
         {
-            return await JsonSerializer.DeserializeAsync(http.Request.Body, AdminJson.Default.KeyRequest, http.RequestAborted);
+            return await JsonSerializer.DeserializeAsync(http.Request.Body, AdminJson.Default.KeySettings, http.RequestAborted);
         }
         catch (JsonException)
         {
@@ -155,7 +117,7 @@ public static class AdminEndpoints
         }
     }
 
-    private static OpenAiError? Validate(KeyRequest request)
+    private static OpenAiError? Validate(KeySettings request)
     {
         if (request.Rpm is < 0 || request.Tpm is < 0 || request.MaxParallel is < 0 || request.BudgetUsd is < 0)
         {
@@ -177,9 +139,6 @@ public static class AdminEndpoints
 
         return request.AllowedModels is { Count: > 1000 } ? OpenAiError.InvalidParameter("allowed_models", "at most 1000 models.") : null;
     }
-
-    private static KeySettings Settings(KeyRequest r) =>
-        new(r.Name, r.Owner, r.Team, r.AllowedModels, r.Rpm, r.Tpm, r.MaxParallel, r.BudgetUsd, r.BudgetPeriod, r.ExpiresAt, r.Disabled);
 
     private static IResult NotFound(Guid id) =>
         Error(new OpenAiError(StatusCodes.Status404NotFound, $"No key with id {id}.", OpenAiError.InvalidRequest, "id", "key_not_found"));

@@ -18,6 +18,10 @@ public sealed record VirtualKey(
     DateTimeOffset CreatedAt,
     DateTimeOffset? RevokedAt)
 {
+    /// <summary>The secret itself: set only on the value returned by a key's creation, the one time it is shown.</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("key")]
+    public string? Secret { get; init; }
+
     public bool AllowsModel(string model) => AllowedModels.Count == 0 || AllowedModels.Contains(model, StringComparer.Ordinal);
 
     public bool IsUsable(DateTimeOffset now) => !Disabled && RevokedAt is null && (ExpiresAt is null || ExpiresAt > now);

@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.IO.Pipelines;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using GoblinAspire.Gateway.OpenAi;
 using GoblinAspire.Gateway.Relay;
@@ -22,7 +20,6 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
     /// <summary>Anthropic requires max_tokens; OpenAI does not. This is what the gateway asks for when none is given.</summary>
     public const int DefaultMaxTokens = 4096;
 
-    private static readonly MediaTypeHeaderValue Json = new("application/json");
     private readonly long _maxResponseBytes = options.Value.MaxUpstreamResponseBytes;
 
     public string System => "anthropic";
@@ -33,10 +30,8 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
         ArgumentNullException.ThrowIfNull(request);
         using var document = JsonDocument.Parse(request.Body);
         var root = document.RootElement;
-        var buffer = new ArrayBufferWriter<byte>(request.Body.Length + 256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl ?? DefaultBaseUrl, "/v1", "/messages"), request.Body.Length + 256, writer =>
         {
-            writer.WriteStartObject();
             writer.WriteString("model", deployment.UpstreamModel);
             writer.WriteNumber("max_tokens", request.MaxTokens ?? DefaultMaxTokens);
             WriteSystemAndMessages(writer, root.GetProperty("messages"));
@@ -73,14 +68,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
                 writer.WriteEndObject();
             }
 
-            writer.WriteEndObject();
-        }
-
-        var message = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl ?? DefaultBaseUrl, "/v1", "/messages"))
-        {
-            Content = new ReadOnlyMemoryContent(buffer.WrittenMemory),
-        };
-        message.Content.Headers.ContentType = Json;
+        });
         Authorize(message, deployment.Provider.Options);
         return message;
     }

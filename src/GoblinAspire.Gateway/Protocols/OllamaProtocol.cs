@@ -16,7 +16,6 @@ namespace GoblinAspire.Gateway.Protocols;
 /// </summary>
 public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvider time) : IProviderProtocol
 {
-    private static readonly MediaTypeHeaderValue Json = new("application/json");
     private readonly long _maxResponseBytes = options.Value.MaxUpstreamResponseBytes;
 
     public string System => "ollama";
@@ -27,16 +26,18 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
         ArgumentNullException.ThrowIfNull(request);
         using var document = JsonDocument.Parse(request.Body);
         var root = document.RootElement;
-        var buffer = new ArrayBufferWriter<byte>(request.Body.Length + 256);
-        string path;
-        using (var writer = new Utf8JsonWriter(buffer))
+        var path = request.Operation switch
         {
-            writer.WriteStartObject();
+            InferenceOperation.Chat => "/api/chat",
+            InferenceOperation.Completions => "/api/generate",
+            _ => "/api/embed",
+        };
+        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl!, "", path), request.Body.Length + 256, writer =>
+        {
             writer.WriteString("model", deployment.UpstreamModel);
             switch (request.Operation)
             {
                 case InferenceOperation.Chat:
-                    path = "/api/chat";
                     WriteMessages(writer, root.GetProperty("messages"));
                     if (root.TryGetProperty("tools", out var tools) && tools.ValueKind == JsonValueKind.Array)
                     {
@@ -47,7 +48,6 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
                     WriteFormat(writer, root);
                     break;
                 case InferenceOperation.Completions:
-                    path = "/api/generate";
                     var prompt = root.GetProperty("prompt");
                     writer.WriteString("prompt", prompt.ValueKind == JsonValueKind.Array ? string.Concat(prompt.EnumerateArray().Select(p => p.GetString())) : prompt.GetString());
                     if (root.TryGetProperty("suffix", out var suffix) && suffix.ValueKind == JsonValueKind.String)
@@ -57,7 +57,6 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
 
                     break;
                 default:
-                    path = "/api/embed";
                     writer.WritePropertyName("input");
                     root.GetProperty("input").WriteTo(writer);
                     if (root.TryGetProperty("dimensions", out var dimensions) && dimensions.ValueKind == JsonValueKind.Number)
@@ -74,14 +73,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
                 WriteOptions(writer, root, request);
             }
 
-            writer.WriteEndObject();
-        }
-
-        var message = new HttpRequestMessage(HttpMethod.Post, UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl!, "", path))
-        {
-            Content = new ReadOnlyMemoryContent(buffer.WrittenMemory),
-        };
-        message.Content.Headers.ContentType = Json;
+        });
         Authorize(message, deployment.Provider.Options);
         return message;
     }

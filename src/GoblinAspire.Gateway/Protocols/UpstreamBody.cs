@@ -65,6 +65,22 @@ internal static class UpstreamBody
         }
     }
 
+    /// <summary>A POST whose JSON body <paramref name="write"/> produces inside one top-level object.</summary>
+    public static HttpRequestMessage JsonPost(Uri uri, int sizeHint, Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(sizeHint);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+
+        var message = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new ReadOnlyMemoryContent(buffer.WrittenMemory) };
+        message.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        return message;
+    }
+
     /// <summary>A provider's JSON answer; JSON the gateway cannot read is the provider's fault, not the client's.</summary>
     public static JsonDocument ParseJson(ReadOnlyMemory<byte> json)
     {
