@@ -1,4 +1,5 @@
 using GoblinAspire.Gateway.Api;
+using GoblinAspire.Gateway.Caching;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Protocols;
@@ -28,6 +29,7 @@ public static class GatewayApp
         builder.AddSchemaMigrations(PlatformResources.GatewayDatabase, typeof(GatewayApp).Assembly);
         builder.AddValidatedOptions<GatewayOptions, GatewayOptionsValidator>(GatewayOptions.SectionName);
         builder.AddValidatedOptions<AccessOptions, AccessOptionsValidator>(AccessOptions.SectionName);
+        builder.AddValidatedOptions<CacheOptions, CacheOptionsValidator>(CacheOptions.SectionName);
         builder.AddGatewayCore();
 
         var app = builder.Build();
@@ -58,6 +60,7 @@ public static class GatewayApp
         services.AddSingleton<KeyAuthenticator>();
         services.AddSingleton<DistributedRateLimiter>();
         services.AddSingleton<SpendQueries>();
+        services.AddSingleton<ResponseCache>();
         services.AddSingleton<UsageRecorder>();
         services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         services.AddSingleton<ProviderProbeService>();

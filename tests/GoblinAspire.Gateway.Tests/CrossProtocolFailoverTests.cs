@@ -41,7 +41,7 @@ public sealed class CrossProtocolFailoverTests(PlatformServers servers)
         await fallback.StartAsync();
         primary.Script(failure);
         await using var gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
-            .Provider("primary", kind, primary.Url, "chat", priority: 0, extra: [("EndpointId", "ep1"), ("FirstTokenTimeout", "00:00:00.500"), ("Timeout", "00:00:02"), ("Models__0__Capabilities__0", "chat"), ("Models__0__Capabilities__1", "streaming")])
+            .Provider("primary", kind, primary.Url, "chat", priority: 0, extra: [("EndpointId", "ep1"), ("FirstTokenTimeout", "00:00:01.500"), ("Timeout", "00:00:04"), ("Models__0__Capabilities__0", "chat"), ("Models__0__Capabilities__1", "streaming")])
             .Provider("fallback", "openai", fallback.Url, "chat", priority: 1));
 
         using var response = await gateway.Client.ChatAsync("chat", stream: stream);

@@ -18,7 +18,7 @@ public sealed class FailoverTests(PlatformServers servers) : IAsyncLifetime
         await _primary.StartAsync();
         await _fallback.StartAsync();
         _gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
-            .Provider("primary", "openai", _primary.Url, "chat", priority: 0, extra: [("FirstTokenTimeout", "00:00:00.500"), ("Timeout", "00:00:03"), ("CircuitBreaker__MinimumThroughput", "100")])
+            .Provider("primary", "openai", _primary.Url, "chat", priority: 0, extra: [("FirstTokenTimeout", "00:00:01.500"), ("Timeout", "00:00:04"), ("CircuitBreaker__MinimumThroughput", "100")])
             .Provider("fallback", "openai", _fallback.Url, "chat", priority: 1));
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using GoblinAspire.Gateway.Caching;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
 using GoblinAspire.Gateway.RateLimiting;
@@ -25,6 +26,7 @@ public sealed class InferenceRelay(
     DistributedRateLimiter limiter,
     UsageRecorder usage,
     SpendQueries spend,
+    ResponseCache cache,
     IOptions<AccessOptions> access,
     GatewayMetrics metrics,
     TimeProvider time,
@@ -116,7 +118,35 @@ public sealed class InferenceRelay(
         Outcome? outcome = null;
         try
         {
+            var cacheKey = cache.KeyFor(request, http.Request.Headers[CacheOptions.RequestHeader], key?.Team);
+            if (cacheKey is not null && await cache.GetAsync(cacheKey, aborted) is { } hit)
+            {
+                metrics.Cache(hit: true);
+                http.Response.StatusCode = StatusCodes.Status200OK;
+                http.Response.ContentType = hit.ContentType;
+                http.Response.ContentLength = hit.Body.Length;
+                http.Response.Headers[CacheOptions.RequestHeader] = "hit";
+                await http.Response.Body.WriteAsync(hit.Body, aborted);
+                outcome = new Outcome("cache", StatusCodes.Status200OK, 0, 0, 0, null) { Complete = true, CacheHit = true };
+                return;
+            }
+
+            CapturingStream? capture = null;
+            if (cacheKey is not null)
+            {
+                metrics.Cache(hit: false);
+                http.Response.Headers[CacheOptions.RequestHeader] = "miss";
+                capture = new CapturingStream(http.Response.Body, cache.MaxEntryBytes);
+                http.Response.Body = capture;
+            }
+
             outcome = await RouteAsync(http, request, startedAt);
+            // Only a whole, successful answer is cached: never an error, never a stream that broke off.
+            if (capture is { Overflowed: false } && outcome is { Complete: true, Status: StatusCodes.Status200OK })
+            {
+                await http.Response.Body.FlushAsync(aborted);
+                await cache.SetAsync(cacheKey!, new CachedAnswer(http.Response.ContentType ?? "application/json", capture.Captured));
+            }
         }
         finally
         {
@@ -124,7 +154,7 @@ public sealed class InferenceRelay(
             {
                 usage.Record(new UsageRecord(
                     time.GetUtcNow(), key?.Id, key?.Team ?? "", request.Model, outcome.Provider, outcome.InputTokens ?? 0, outcome.OutputTokens ?? 0,
-                    outcome.CostUsd, time.GetElapsedTime(startedAt).TotalMilliseconds, outcome.FirstToken?.TotalMilliseconds, outcome.Status, CacheHit: false));
+                    outcome.CostUsd, time.GetElapsedTime(startedAt).TotalMilliseconds, outcome.FirstToken?.TotalMilliseconds, outcome.Status, outcome.CacheHit));
                 metrics.Spend(key?.Team ?? "", request.Model, outcome.Provider, outcome.CostUsd);
             }
 
@@ -140,6 +170,11 @@ public sealed class InferenceRelay(
     /// <summary>How a routed request ended, for accounting.</summary>
     private sealed record Outcome(string Provider, int Status, long? InputTokens, long? OutputTokens, decimal CostUsd, TimeSpan? FirstToken)
     {
+        /// <summary>The answer reached its end as the provider meant it (not cut off, not an error event).</summary>
+        public bool Complete { get; init; }
+
+        public bool CacheHit { get; init; }
+
         public long? Tokens => InputTokens is null && OutputTokens is null ? null : (InputTokens ?? 0) + (OutputTokens ?? 0);
 
         public static Outcome Of(RelayContext relay, int status)
@@ -184,7 +219,7 @@ public sealed class InferenceRelay(
                 metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
                 metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
                 Complete(activity, relay, null);
-                return Outcome.Of(relay, relay.StatusCode);
+                return Outcome.Of(relay, relay.StatusCode) with { Complete = true };
             }
             catch (OperationCanceledException) when (aborted.IsCancellationRequested)
             {

@@ -23,6 +23,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _rateLimited;
     private readonly Counter<double> _spend;
+    private readonly Counter<long> _cache;
 
     public GatewayMetrics(IMeterFactory meterFactory, IServiceProvider services)
     {
@@ -33,6 +34,7 @@ public sealed class GatewayMetrics
         _firstToken = meter.CreateHistogram("inference_time_to_first_token_seconds", "s", "Time from request to the first answer byte.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _providerErrors = meter.CreateCounter<long>("provider_errors_total", description: "Failed attempts at a provider, by reason.");
         _tokens = meter.CreateCounter<long>("inference_tokens_total", description: "Tokens by provider, model and direction (input or output).");
+        _cache = meter.CreateCounter<long>("cache_requests_total", description: "Cacheable requests by result (hit or miss).");
         _spend = meter.CreateCounter<double>("spend_usd_total", description: "Spend in USD from provider prices, by team, model and provider.");
         _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
         // The catalog is resolved lazily: the gauge is observed only at scrape time.
@@ -65,6 +67,8 @@ public sealed class GatewayMetrics
             _tokens.Add(output.Value, new TagList { { "provider", provider }, { "model", model }, { "direction", "output" } });
         }
     }
+
+    public void Cache(bool hit) => _cache.Add(1, new TagList { { "result", hit ? "hit" : "miss" } });
 
     public void Spend(string team, string model, string provider, decimal costUsd)
     {
