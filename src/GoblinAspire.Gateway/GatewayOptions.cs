@@ -57,6 +57,11 @@ public sealed class ProviderOptions
     /// <summary>Lower goes first under the failover strategy.</summary>
     public int Priority { get; set; }
 
+    /// <summary>The gateway's own limits for this provider, across replicas, to protect the upstream; null = none.</summary>
+    public int? Rpm { get; set; }
+
+    public int? Tpm { get; set; }
+
     /// <summary>Whole attempt, from sending the request to the last byte of the answer.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -242,6 +247,11 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 {
                     result.AddError("ContextLength must be positive.", $"{at}:Models:{m}:ContextLength");
                 }
+            }
+
+            if (provider.Rpm is < 1 || provider.Tpm is < 1)
+            {
+                result.AddError("Rpm and Tpm must be positive when set.", at);
             }
 
             if (provider.Weight is < 0 or > 1_000_000 || provider.InputPricePer1K < 0 || provider.OutputPricePer1K < 0)

@@ -152,3 +152,38 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "Redis to be used again");
     }
 }
+
+[Collection(PlatformServers.Collection)]
+public sealed class ProviderLimitTests(PlatformServers servers)
+{
+    [Fact]
+    public async Task A_provider_over_the_gateways_own_limit_is_skipped_for_the_next_one_without_a_call()
+    {
+        var intoWindow = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() % 600_000;
+        if (intoWindow > 570_000)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(600_000 - intoWindow + 500));
+        }
+
+        await using var limited = new OpenAiStandIn();
+        await using var fallback = new OpenAiStandIn();
+        await limited.StartAsync();
+        await fallback.StartAsync();
+        var name = "limited-" + Guid.NewGuid().ToString("N")[..8];
+        await using var gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
+            .Set("Gateway__Access__RateWindow", "00:10:00")
+            .Provider(name, "openai", limited.Url, "chat", priority: 0, extra: [("Rpm", "2")])
+            .Provider("fallback", "openai", fallback.Url, "chat", priority: 1));
+
+        var served = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await gateway.Client.ChatAsync("chat");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            served.Add(response.Headers.GetValues("x-goblin-provider").Single());
+        }
+
+        Assert.Equal([name, name, "fallback", "fallback"], served);
+        Assert.Equal(2, limited.InferenceRequestCount);
+    }
+}

@@ -197,67 +197,102 @@ public sealed class InferenceRelay(
 
         var failures = new List<UpstreamException>();
         var client = httpClients.CreateClient(UpstreamClientName);
+        var reserve = request.EstimatedPromptTokens + (request.MaxTokens ?? access.Value.DefaultReservedCompletionTokens);
         for (var attempt = 0; attempt < plan.Candidates.Count; attempt++)
         {
             var deployment = plan.Candidates[attempt];
             var provider = deployment.Provider;
             var relay = new RelayContext(http, deployment, request, time, startedAt, attempt + 1);
-            using var activity = StartActivity(deployment, request, relay.Attempt);
+            DistributedRateLimiter.Lease? providerLease = null;
+            if (provider.Options.Rpm is not null || provider.Options.Tpm is not null)
+            {
+                var providerLimits = new RateLimits("provider:" + provider.Name, provider.Options.Rpm, provider.Options.Tpm, null);
+                RateDecision decision;
+                try
+                {
+                    (decision, providerLease) = await limiter.AdmitAsync(providerLimits, reserve, static _ => Task.FromResult(0m), aborted);
+                }
+                catch (RateLimiterUnavailableException)
+                {
+                    decision = new RateDecision(RateLimitKind.Requests, 0, 0, 0, TimeSpan.FromSeconds(1), FromFallback: true);
+                }
+
+                if (!decision.Allowed)
+                {
+                    // The gateway's own limit protects this upstream: skip it as if it had answered 429.
+                    metrics.ProviderError(provider.Name, "gateway_limit");
+                    failures.Add(new UpstreamException(FailureReasons.RateLimited, "the gateway's limit for this provider is reached", retryAfter: decision.ResetIn));
+                    continue;
+                }
+            }
+
+            Outcome? attemptOutcome = null;
             try
             {
-                await provider.Pipeline.ExecuteAsync(
-                    static async (state, ct) => await state.Self.AttemptAsync(state.Client, state.Relay, ct),
-                    (Self: this, Client: client, Relay: relay),
-                    aborted);
-                var latency = time.GetElapsedTime(startedAt);
-                provider.Health.ObserveLatency(latency);
-                if (request.Stream && relay.FirstToken is { } ttft)
+                using var activity = StartActivity(deployment, request, relay.Attempt);
+                try
                 {
-                    provider.Health.ObserveFirstToken(ttft);
-                }
+                    await provider.Pipeline.ExecuteAsync(
+                        static async (state, ct) => await state.Self.AttemptAsync(state.Client, state.Relay, ct),
+                        (Self: this, Client: client, Relay: relay),
+                        aborted);
+                    var latency = time.GetElapsedTime(startedAt);
+                    provider.Health.ObserveLatency(latency);
+                    if (request.Stream && relay.FirstToken is { } ttft)
+                    {
+                        provider.Health.ObserveFirstToken(ttft);
+                    }
 
-                metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
-                metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
-                Complete(activity, relay, null);
-                return Outcome.Of(relay, relay.StatusCode) with { Complete = true };
+                    metrics.Request(provider.Name, request.Model, relay.StatusCode, latency, request.Stream ? relay.FirstToken : null);
+                    metrics.Tokens(provider.Name, request.Model, relay.InputTokens, relay.OutputTokens);
+                    Complete(activity, relay, null);
+                    return attemptOutcome = Outcome.Of(relay, relay.StatusCode) with { Complete = true };
+                }
+                catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+                {
+                    // The client went away; the upstream request was cancelled with it. Not the provider's fault.
+                    metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
+                    Complete(activity, relay, "client_closed");
+                    return Outcome.Of(relay, StatusCodes.Status499ClientClosedRequest);
+                }
+                catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
+                {
+                    var failure = ex switch
+                    {
+                        UpstreamException upstream => upstream,
+                        BrokenCircuitException => new UpstreamException(FailureReasons.CircuitOpen, "circuit open", inner: ex),
+                        _ => new UpstreamException(FailureReasons.Timeout, $"no complete answer within {provider.Options.Timeout.TotalSeconds:0.###} s", inner: ex),
+                    };
+                    metrics.ProviderError(provider.Name, failure.Reason);
+                    Complete(activity, relay, failure.Reason);
+                    if (failure.Reason != FailureReasons.CircuitOpen)
+                    {
+                        provider.Health.RecordError($"{failure.Reason}: {failure.Message}");
+                    }
+
+                    if (failure.RetryAfter is { } retryAfter)
+                    {
+                        provider.Health.CoolDown(retryAfter < _options.Routing.MaxCooldown ? retryAfter : _options.Routing.MaxCooldown);
+                    }
+
+                    if (relay.Committed)
+                    {
+                        GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
+                        metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
+                        await EndStreamWithErrorAsync(http, failure);
+                        return Outcome.Of(relay, relay.StatusCode);
+                    }
+
+                    GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
+                    failures.Add(failure);
+                }
             }
-            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+            finally
             {
-                // The client went away; the upstream request was cancelled with it. Not the provider's fault.
-                metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
-                Complete(activity, relay, "client_closed");
-                return Outcome.Of(relay, StatusCodes.Status499ClientClosedRequest);
-            }
-            catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
-            {
-                var failure = ex switch
+                if (providerLease is not null)
                 {
-                    UpstreamException upstream => upstream,
-                    BrokenCircuitException => new UpstreamException(FailureReasons.CircuitOpen, "circuit open", inner: ex),
-                    _ => new UpstreamException(FailureReasons.Timeout, $"no complete answer within {provider.Options.Timeout.TotalSeconds:0.###} s", inner: ex),
-                };
-                metrics.ProviderError(provider.Name, failure.Reason);
-                Complete(activity, relay, failure.Reason);
-                if (failure.Reason != FailureReasons.CircuitOpen)
-                {
-                    provider.Health.RecordError($"{failure.Reason}: {failure.Message}");
+                    _ = limiter.ReleaseAsync(providerLease, attemptOutcome?.Tokens, 0);
                 }
-
-                if (failure.RetryAfter is { } retryAfter)
-                {
-                    provider.Health.CoolDown(retryAfter < _options.Routing.MaxCooldown ? retryAfter : _options.Routing.MaxCooldown);
-                }
-
-                if (relay.Committed)
-                {
-                    GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
-                    metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
-                    await EndStreamWithErrorAsync(http, failure);
-                    return Outcome.Of(relay, relay.StatusCode);
-                }
-
-                GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
-                failures.Add(failure);
             }
         }
 
