@@ -253,7 +253,7 @@ public sealed class InferenceRelay(
                     // The client went away; the upstream request was cancelled with it. Not the provider's fault.
                     metrics.Request(provider.Name, request.Model, StatusCodes.Status499ClientClosedRequest, time.GetElapsedTime(startedAt), relay.FirstToken);
                     Complete(activity, relay, "client_closed");
-                    return Outcome.Of(relay, StatusCodes.Status499ClientClosedRequest);
+                    return attemptOutcome = Outcome.Of(relay, StatusCodes.Status499ClientClosedRequest);
                 }
                 catch (Exception ex) when (ex is UpstreamException or BrokenCircuitException or TimeoutRejectedException)
                 {
@@ -280,7 +280,7 @@ public sealed class InferenceRelay(
                         GatewayLog.StreamBroken(logger, provider.Name, failure.Reason);
                         metrics.Request(provider.Name, request.Model, relay.StatusCode, time.GetElapsedTime(startedAt), relay.FirstToken);
                         await EndStreamWithErrorAsync(http, failure);
-                        return Outcome.Of(relay, relay.StatusCode);
+                        return attemptOutcome = Outcome.Of(relay, relay.StatusCode);
                     }
 
                     GatewayLog.AttemptFailed(logger, relay.Attempt, provider.Name, request.Model, failure.Reason, failure.Message);
