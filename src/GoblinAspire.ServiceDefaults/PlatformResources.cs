@@ -24,8 +24,6 @@ public static class PlatformResources
 
     public static IReadOnlyList<string> Services { get; } = [Gateway, ModelRegistry, TrainingWorker, ChatFallback];
 
-    public static IReadOnlyList<string> Databases { get; } = [GatewayDatabase, RegistryDatabase, TrainingDatabase];
-
     /// <summary>The base address a service uses to reach another through service discovery.</summary>
     public static Uri ServiceUri(string service) => new($"http://{service}");
 }

@@ -73,6 +73,7 @@ public sealed class TelemetryTests(PlatformServers servers)
         Assert.Contains("inference_latency_seconds_bucket{", metrics, StringComparison.Ordinal);
         Assert.Contains("inference_time_to_first_token_seconds_bucket{", metrics, StringComparison.Ordinal);
         Assert.Contains("# TYPE provider_circuit_state gauge", metrics, StringComparison.Ordinal);
+        Assert.Matches("(?m)^usage_records_dropped_total\\{[^}]*\\} 0", metrics);
     }
 
     [Fact]

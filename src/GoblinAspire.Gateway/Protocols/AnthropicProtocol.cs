@@ -253,16 +253,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
                             w.WriteString("id", callId);
                             w.WriteString("name", name);
                             w.WritePropertyName("input");
-                            try
-                            {
-                                using var input = JsonDocument.Parse(arguments);
-                                input.RootElement.WriteTo(w);
-                            }
-                            catch (JsonException)
-                            {
-                                w.WriteStartObject();
-                                w.WriteEndObject();
-                            }
+                            UpstreamBody.WriteArgumentsObject(w, arguments);
 
                             w.WriteEndObject();
                         });

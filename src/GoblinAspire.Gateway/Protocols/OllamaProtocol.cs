@@ -311,17 +311,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
                     writer.WriteString("name", function.GetProperty("name").GetString());
                     writer.WritePropertyName("arguments");
                     // Ollama takes arguments as an object; OpenAI sends them as JSON text.
-                    var arguments = function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : "{}";
-                    try
-                    {
-                        using var parsed = JsonDocument.Parse(arguments);
-                        parsed.RootElement.WriteTo(writer);
-                    }
-                    catch (JsonException)
-                    {
-                        writer.WriteStartObject();
-                        writer.WriteEndObject();
-                    }
+                    UpstreamBody.WriteArgumentsObject(writer, function.TryGetProperty("arguments", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : "{}");
 
                     writer.WriteEndObject();
                     writer.WriteEndObject();

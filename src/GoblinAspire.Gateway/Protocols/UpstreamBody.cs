@@ -81,6 +81,24 @@ internal static class UpstreamBody
         return message;
     }
 
+    /// <summary>
+    /// Writes OpenAI's tool-call arguments (JSON text) as the JSON object Ollama and Anthropic expect; text that is not
+    /// JSON becomes <c>{}</c>, as the model's malformed output cannot be repaired.
+    /// </summary>
+    public static void WriteArgumentsObject(Utf8JsonWriter writer, string arguments)
+    {
+        try
+        {
+            using var parsed = JsonDocument.Parse(arguments);
+            parsed.RootElement.WriteTo(writer);
+        }
+        catch (JsonException)
+        {
+            writer.WriteStartObject();
+            writer.WriteEndObject();
+        }
+    }
+
     /// <summary>A provider's JSON answer; JSON the gateway cannot read is the provider's fault, not the client's.</summary>
     public static JsonDocument ParseJson(ReadOnlyMemory<byte> json)
     {

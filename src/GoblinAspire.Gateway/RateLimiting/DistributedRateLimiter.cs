@@ -83,7 +83,7 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
                     result = await EvaluateAsync(database, keys, arguments, cancellationToken);
                 }
 
-                var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, FromFallback: false, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
+                var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
                 return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -191,7 +191,7 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
                     _parallel++;
                 }
 
-                return new RateDecision(refused, _requests, _tokens, _parallel, resetIn, FromFallback: true, _spent);
+                return new RateDecision(refused, _requests, _tokens, _parallel, resetIn, _spent);
             }
         }
 

@@ -14,7 +14,7 @@ public enum RateLimitKind
 /// The outcome of one admission: allowed or refused by which limit, with the counters after the decision, for the
 /// <c>x-ratelimit-*</c> headers.
 /// </summary>
-public sealed record RateDecision(RateLimitKind RefusedBy, long Requests, long Tokens, long Parallel, TimeSpan ResetIn, bool FromFallback, decimal Spent = 0)
+public sealed record RateDecision(RateLimitKind RefusedBy, long Requests, long Tokens, long Parallel, TimeSpan ResetIn, decimal Spent = 0)
 {
     public bool Allowed => RefusedBy == RateLimitKind.None;
 }

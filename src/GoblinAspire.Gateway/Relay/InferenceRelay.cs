@@ -214,7 +214,7 @@ public sealed class InferenceRelay(
                 }
                 catch (RateLimiterUnavailableException)
                 {
-                    decision = new RateDecision(RateLimitKind.Requests, 0, 0, 0, TimeSpan.FromSeconds(1), FromFallback: true);
+                    decision = new RateDecision(RateLimitKind.Requests, 0, 0, 0, TimeSpan.FromSeconds(1));
                 }
 
                 if (!decision.Allowed)

@@ -55,7 +55,6 @@ public sealed class ProviderCatalog
         Providers = gateway.Providers
             .Select(p => new Provider(p, protocols.For(p.Kind), healthBoard.For(p.Name), pipelines.GetPipeline(PipelineKey(p.Name))))
             .ToList();
-        ByName = Providers.ToFrozenDictionary(p => p.Name, StringComparer.Ordinal);
         ByModel = Providers
             .SelectMany(p => p.Options.Models.Select(m => new Deployment(p, m)))
             .GroupBy(d => d.Model, StringComparer.Ordinal)
@@ -63,8 +62,6 @@ public sealed class ProviderCatalog
     }
 
     public IReadOnlyList<Provider> Providers { get; }
-
-    public FrozenDictionary<string, Provider> ByName { get; }
 
     public FrozenDictionary<string, IReadOnlyList<Deployment>> ByModel { get; }
 

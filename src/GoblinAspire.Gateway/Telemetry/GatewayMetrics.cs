@@ -37,6 +37,7 @@ public sealed class GatewayMetrics
         _cache = meter.CreateCounter<long>("cache_requests_total", description: "Cacheable requests by result (hit or miss).");
         _spend = meter.CreateCounter<double>("spend_usd_total", description: "Spend in USD from provider prices, by team, model and provider.");
         _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
+        meter.CreateObservableCounter("usage_records_dropped_total", () => ((Spend.UsageRecorder?)services.GetService(typeof(Spend.UsageRecorder)))?.Dropped ?? 0, description: "Usage records refused because the write queue was full (PostgreSQL away for long): spend that will be missing.");
         // The catalog is resolved lazily: the gauge is observed only at scrape time.
         meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
     }

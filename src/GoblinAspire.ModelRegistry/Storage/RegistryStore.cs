@@ -377,8 +377,6 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
             null, r => new AuditEntry(r.GetString(0), r.IsDBNull(1) ? null : r.GetInt32(1), r.GetString(2), r.GetString(3), r.NullableString(4), r.NullableString(5), r.GetString(6), r.GetInt64(7)), cancellationToken, ("name", name));
     }
 
-    internal NpgsqlDataSource DataSource => dataSource;
-
     internal static MlflowException ModelNotFound(string name) => MlflowException.NotFound($"Registered Model with name={name} not found");
 
     internal static MlflowException VersionNotFound(string name, int version) => MlflowException.NotFound($"Model Version (name={name}, version={version}) not found");
