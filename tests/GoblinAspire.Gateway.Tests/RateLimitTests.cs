@@ -129,9 +129,17 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
 
         await redis.StartAgainAsync();
         // Redis came back empty (no persistence): the shared count restarts there and is enforced again.
+        // The local count is spent, so every OK from here on was admitted by Redis.
         await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "Redis to be used again");
-        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        var admitted = 1;
+        while (admitted <= 3 && (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK)
+        {
+            admitted++;
+        }
+
+        // An admission whose answer outlived RedisTimeout while Redis was coming back still counts there (the
+        // request itself fell back to the spent local count), so Redis may admit fewer than three, never more.
+        Assert.InRange(admitted, 1, 3);
         Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
     }
 
