@@ -1,4 +1,7 @@
 using GoblinAspire.ModelRegistry.Api;
+using GoblinAspire.ModelRegistry.Api.Gcs;
+using GoblinAspire.ModelRegistry.Objects;
+using Microsoft.Extensions.Options;
 using GoblinAspire.ModelRegistry.Artifacts;
 using GoblinAspire.ModelRegistry.Operations;
 using GoblinAspire.ModelRegistry.Mlflow;
@@ -22,7 +25,14 @@ public static class ModelRegistryApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TrackingStore>();
         builder.Services.AddSingleton<RegistryStore>();
-        builder.Services.AddSingleton<IArtifactStore, LocalArtifactStore>();
+        builder.AddValidatedOptions<StorageOptions, StorageOptionsValidator>(StorageOptions.SectionName);
+        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageKeysValidator>();
+        builder.Services.AddSingleton<IObjectStore, LocalObjectStore>();
+        builder.Services.AddSingleton<UploadSessions>();
+        builder.Services.AddSingleton<UrlSigner>();
+        builder.Services.AddSingleton<BucketArtifactStore>();
+        builder.Services.AddSingleton<IArtifactStore>(sp => sp.GetRequiredService<BucketArtifactStore>());
+        builder.Services.AddSingleton<ArtifactUrls>();
         builder.Services.AddSingleton<ModelOperations>();
 
         var app = builder.Build();
@@ -40,6 +50,7 @@ public static class ModelRegistryApp
                 context.HttpContext.Response.StatusCode = status;
             }
         });
+        app.UseSignedUrls();
         app.MapDefaultEndpoints();
         app.MapExperiments();
         app.MapRuns();
@@ -47,6 +58,10 @@ public static class ModelRegistryApp
         app.MapModelVersions();
         app.MapArtifacts();
         app.MapModelOperations();
+        app.MapBuckets();
+        app.MapObjects();
+        app.MapUploads();
+        app.MapSignedUrls();
         return app;
     }
 }

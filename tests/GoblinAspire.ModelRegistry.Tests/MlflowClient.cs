@@ -67,16 +67,32 @@ public sealed class RegistryHost : IAsyncDisposable
 
     public MlflowClient Mlflow { get; }
 
-    public static async Task<RegistryHost> StartAsync(PlatformServers servers, string? connectionString = null)
+    public const string SigningSecret = "test-signing-secret-0123456789abcdef";
+
+    public static async Task<RegistryHost> StartAsync(PlatformServers servers, string? connectionString = null, IReadOnlyDictionary<string, string?>? settings = null)
     {
+        ArgumentNullException.ThrowIfNull(servers);
         var database = connectionString ?? await servers.Postgres.CreateDatabaseAsync("registry");
-        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>
+        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, Settings(database, settings)));
+        return new RegistryHost(await TestWebHost.StartAsync(app));
+    }
+
+    /// <summary>What a registry needs to start, as environment-style keys, with <paramref name="extra"/> on top.</summary>
+    public static Dictionary<string, string?> Settings(string database, IReadOnlyDictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
         {
             ["ConnectionStrings__registrydb"] = database,
             ["ModelRegistry__ArtifactRoot"] = Directory.CreateTempSubdirectory("goblin-artifacts-").FullName,
+            ["ModelRegistry__Storage__SigningSecret"] = SigningSecret,
             ["Logging__LogLevel__Default"] = "Warning",
-        }));
-        return new RegistryHost(await TestWebHost.StartAsync(app));
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        return settings;
     }
 
     public ValueTask DisposeAsync() => Host.DisposeAsync();

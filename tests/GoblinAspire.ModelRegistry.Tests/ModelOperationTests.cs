@@ -51,8 +51,8 @@ public sealed class ModelOperationTests(PlatformServers servers) : IAsyncLifetim
         Assert.Contains(run.GetProperty("data").GetProperty("metrics").EnumerateArray(), m => m.GetProperty("key").GetString() == "eval.accuracy" && m.GetProperty("value").GetDouble() == 0.93);
         Assert.Contains(run.GetProperty("data").GetProperty("params").EnumerateArray(), p => p.GetProperty("key").GetString() == "epochs" && p.GetProperty("value").GetString() == "3");
 
-        var root = _registry.Host.Services.GetRequiredService<IOptions<ModelRegistryOptions>>().Value.ArtifactRoot;
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(root, "staging"), "*", SearchOption.AllDirectories));
+        var staging = await MlflowClient.ReadAsync(await Http.GetAsync("/api/2.0/mlflow-artifacts/artifacts?path=staging"), HttpStatusCode.OK);
+        Assert.False(staging.TryGetProperty("files", out _));
     }
 
     [Fact]

@@ -12,11 +12,7 @@ public sealed class ModelRegistryStartupTests(PlatformServers servers)
     public async Task Starts_with_an_aspire_connection_string_and_reports_postgres_in_health()
     {
         var database = await servers.Postgres.CreateDatabaseAsync("registry");
-        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>
-        {
-            ["ConnectionStrings__registrydb"] = database,
-            ["ModelRegistry__ArtifactRoot"] = Path.Combine(Path.GetTempPath(), $"goblin-artifacts-{Guid.NewGuid():N}"),
-        }));
+        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, RegistryHost.Settings(database)));
         await using var host = await TestWebHost.StartAsync(app);
 
         // Readiness: healthy once the first connections are open, which under a loaded CI machine can take a moment.
@@ -29,11 +25,7 @@ public sealed class ModelRegistryStartupTests(PlatformServers servers)
     [Fact]
     public void An_empty_artifact_root_is_rejected_at_start()
     {
-        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, new Dictionary<string, string?>
-        {
-            ["ConnectionStrings__registrydb"] = servers.Postgres.ConnectionString(),
-            ["ModelRegistry__ArtifactRoot"] = "",
-        }));
+        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, RegistryHost.Settings(servers.Postgres.ConnectionString(), new Dictionary<string, string?> { ["ModelRegistry__ArtifactRoot"] = "" })));
         var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
         Assert.Contains("ArtifactRoot", error.Message, StringComparison.Ordinal);
     }

@@ -79,11 +79,13 @@ public static class ModelOperationEndpoints
         models.MapGet("/{name}/production", MlflowEndpoint.Of(async (_, http, ct) =>
         {
             var production = await Operations(http).GetProductionAsync(Name(http), ct);
+            var url = await http.RequestServices.GetRequiredService<ArtifactUrls>().SignedDownloadAsync(http, production.ArtifactPath, ct)
+                ?? throw new MlflowException(ErrorCodes.InvalidState, $"The production version's artifact '{production.ArtifactPath}' is missing from the store.");
             return w =>
             {
                 WriteVersion(w, production.Version);
                 w.WriteString("artifact_path", production.ArtifactPath);
-                w.WriteString("download_url", $"{http.Request.Scheme}://{http.Request.Host}/api/2.0/mlflow-artifacts/artifacts/{string.Join('/', production.ArtifactPath.Split('/').Select(Uri.EscapeDataString))}");
+                w.WriteString("download_url", url.AbsoluteUri);
                 if (production.Sha256 is { } sha256)
                 {
                     w.WriteString("sha256", sha256);

@@ -1,3 +1,4 @@
+using GoblinAspire.ModelRegistry.Artifacts;
 using System.Text.Json;
 using GoblinAspire.ModelRegistry.Mlflow;
 using GoblinAspire.ModelRegistry.Search;
@@ -79,7 +80,11 @@ public static class ModelVersionEndpoints
             versions.MapGet("/get-download-uri", MlflowEndpoint.Of(async (args, http, ct) =>
             {
                 var version = await Store(http).GetVersionAsync(args.Required("name"), Versions.Parse(args.String("version")), ct);
-                return w => w.WriteString("artifact_uri", version.Source);
+                // A single stored file gets a signed URL any HTTP client can fetch; folders and foreign URIs stay as MLflow gives them.
+                var signed = ArtifactEndpoints.StorePath(version.Source) is { Length: > 0 } path
+                    ? await http.RequestServices.GetRequiredService<ArtifactUrls>().SignedDownloadAsync(http, path, ct)
+                    : null;
+                return w => w.WriteString("artifact_uri", signed?.AbsoluteUri ?? version.Source);
             }));
             versions.MapPost("/set-tag", MlflowEndpoint.Of(async (args, http, ct) =>
             {

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using GoblinAspire.ModelRegistry.Objects;
+using Microsoft.Extensions.Options;
+
+namespace GoblinAspire.ModelRegistry.Api.Gcs;
+
+public static class BucketEndpoints
+{
+    /// <summary>The GCS JSON API's routes are served with and without <c>/storage/v1</c> (emulator-host clients drop it).</summary>
+    public static readonly string[] JsonPrefixes = ["/storage/v1", ""];
+
+    public static IEndpointRouteBuilder MapBuckets(this IEndpointRouteBuilder app)
+    {
+        foreach (var prefix in JsonPrefixes)
+        {
+            var buckets = app.MapGroup(prefix + "/b");
+            buckets.MapGet("", GcsRequest.Endpoint(async (http, ct) =>
+            {
+                var all = await Store(http).ListBucketsAsync(ct);
+                var filter = http.Request.Query["prefix"].ToString();
+                var (uri, key) = (GcsRequest.BaseUri(http), ActiveKey(http));
+                await GcsResources.WriteAsync(http.Response, w =>
+                {
+                    w.WriteStartObject();
+                    w.WriteString("kind", "storage#buckets");
+                    w.WriteStartArray("items");
+                    foreach (var bucket in all.Where(b => b.Name.StartsWith(filter, StringComparison.Ordinal)))
+                    {
+                        GcsResources.Bucket(w, bucket, uri, key);
+                    }
+
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                });
+            }));
+            buckets.MapPost("", GcsRequest.Endpoint(async (http, ct) =>
+            {
+                using var body = await GcsRequest.ReadJsonAsync(http.Request, ct) ?? throw GcsException.Required("bucket resource");
+                var json = body.RootElement;
+                if (json.ValueKind != JsonValueKind.Object)
+                {
+                    throw GcsException.Invalid("The bucket resource must be a JSON object.");
+                }
+
+                var name = ObjectNames.Bucket(GcsRequest.Text(json, "name"));
+                var encrypted = false;
+                if (json.TryGetProperty("encryption", out var encryption) && encryption.ValueKind == JsonValueKind.Object && GcsRequest.Text(encryption, "defaultKmsKeyName") is { } keyName)
+                {
+                    var options = http.RequestServices.GetRequiredService<IOptions<StorageOptions>>().Value;
+                    if (!options.EncryptionKeys.ContainsKey(keyName.Split('/')[^1]))
+                    {
+                        throw GcsException.Invalid($"Unknown encryption key '{keyName}': it must name a configured key.");
+                    }
+
+                    encrypted = true;
+                }
+
+                Dictionary<string, string>? labels = null;
+                if (json.TryGetProperty("labels", out var labelJson) && labelJson.ValueKind == JsonValueKind.Object)
+                {
+                    labels = labelJson.EnumerateObject().Take(64).ToDictionary(p => p.Name, p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : throw GcsException.Invalid("labels must be strings."), StringComparer.Ordinal);
+                }
+
+                var created = await Store(http).CreateBucketAsync(name, encrypted, labels, ct);
+                await GcsResources.WriteAsync(http.Response, w => GcsResources.Bucket(w, created, GcsRequest.BaseUri(http), ActiveKey(http)));
+            }));
+            buckets.MapGet("/{bucket}", GcsRequest.Endpoint(async (http, ct) =>
+            {
+                var name = GcsRequest.Bucket(http);
+                var bucket = await Store(http).GetBucketAsync(name, ct) ?? throw GcsException.BucketNotFound(name);
+                await GcsResources.WriteAsync(http.Response, w => GcsResources.Bucket(w, bucket, GcsRequest.BaseUri(http), ActiveKey(http)));
+            }));
+            buckets.MapDelete("/{bucket}", GcsRequest.Endpoint(async (http, ct) =>
+            {
+                await Store(http).DeleteBucketAsync(GcsRequest.Bucket(http), ct);
+                http.Response.StatusCode = StatusCodes.Status204NoContent;
+            }));
+        }
+
+        return app;
+    }
+
+    internal static IObjectStore Store(HttpContext http) => http.RequestServices.GetRequiredService<IObjectStore>();
+
+    private static string? ActiveKey(HttpContext http) => http.RequestServices.GetRequiredService<IOptions<StorageOptions>>().Value.ActiveEncryptionKey;
+}

@@ -1,0 +1,77 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace GoblinAspire.ModelRegistry.Objects;
+
+/// <summary>The object store behind the GCS API and MLflow's artifacts: <c>ModelRegistry:Storage</c>.</summary>
+public sealed class StorageOptions
+{
+    public const string SectionName = "ModelRegistry:Storage";
+
+    /// <summary>The bucket MLflow artifacts and registered model files live in; created at start.</summary>
+    [Required]
+    public string ArtifactBucket { get; set; } = "goblin-artifacts";
+
+    /// <summary>Buckets whose new objects are encrypted with <see cref="ActiveEncryptionKey"/> (the artifact bucket may be one).</summary>
+    public string[] EncryptedBuckets { get; set; } = [];
+
+    /// <summary>Key id → base64 of 32 random bytes. Old ids stay here after a rotation so their objects stay readable.</summary>
+    public Dictionary<string, string> EncryptionKeys { get; set; } = [];
+
+    /// <summary>The key new objects in encrypted buckets are written with.</summary>
+    public string? ActiveEncryptionKey { get; set; }
+
+    /// <summary>The access id in signed URLs' <c>X-Goog-Credential</c>.</summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9._@-]{1,128}$")]
+    public string SigningKeyId { get; set; } = "goblin-registry";
+
+    /// <summary>The HMAC secret signed URLs are signed with (a secret parameter; at least 32 characters).</summary>
+    [Required]
+    [MinLength(32)]
+    public string SigningSecret { get; set; } = "";
+
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan DefaultSignedUrlLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Resumable upload sessions not finished within this long are dropped, as GCS drops them after a week.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan UploadSessionLifetime { get; set; } = TimeSpan.FromDays(7);
+
+    public byte[]? Key(string? keyId) =>
+        keyId is not null && EncryptionKeys.TryGetValue(keyId, out var value) ? Convert.FromBase64String(value) : null;
+}
+
+[OptionsValidator]
+public sealed partial class StorageOptionsValidator : IValidateOptions<StorageOptions>;
+
+/// <summary>Checks keys decode to AES-256 keys and that encrypted buckets have a key to write with.</summary>
+public sealed class StorageKeysValidator : IValidateOptions<StorageOptions>
+{
+    public ValidateOptionsResult Validate(string? name, StorageOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        Span<byte> key = stackalloc byte[48];
+        foreach (var (id, value) in options.EncryptionKeys)
+        {
+            if (!Convert.TryFromBase64String(value, key, out var length) || length != 32)
+            {
+                // The value itself is a secret: only the id is named.
+                failures.Add($"ModelRegistry:Storage:EncryptionKeys:{id} must be the base64 of exactly 32 bytes.");
+            }
+        }
+
+        if (options.ActiveEncryptionKey is { } active && !options.EncryptionKeys.ContainsKey(active))
+        {
+            failures.Add($"ModelRegistry:Storage:ActiveEncryptionKey names '{active}', which is not among EncryptionKeys.");
+        }
+
+        if (options.EncryptedBuckets.Length > 0 && options.ActiveEncryptionKey is null)
+        {
+            failures.Add("ModelRegistry:Storage:EncryptedBuckets needs an ActiveEncryptionKey.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

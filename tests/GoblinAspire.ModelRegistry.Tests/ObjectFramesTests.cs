@@ -1,0 +1,180 @@
+using System.Security.Cryptography;
+using System.Text;
+using GoblinAspire.ModelRegistry.Objects;
+
+namespace GoblinAspire.ModelRegistry.Tests;
+
+public sealed class ObjectFramesTests
+{
+    [Fact]
+    public void Crc32c_matches_the_castagnoli_check_value_and_gcs_encoding()
+    {
+        // The standard check value of CRC-32C over "123456789".
+        Assert.Equal(0xE3069283u, Crc32C.Compute("123456789"u8));
+        Assert.Equal("AAAAAA==", Crc32C.ToBase64(Crc32C.Compute([])));
+        var incremental = new Crc32C();
+        incremental.Append("12345"u8);
+        incremental.Append("6789"u8);
+        Assert.Equal(0xE3069283u, incremental.Value);
+        Assert.Equal("4waSgw==", Crc32C.ToBase64(incremental.Value));
+    }
+
+    [Theory]
+    [InlineData(0, false)]
+    [InlineData(1, true)]
+    [InlineData(ObjectFrames.FrameSize, false)]
+    [InlineData(ObjectFrames.FrameSize, true)]
+    [InlineData((3 * ObjectFrames.FrameSize) + 17, false)]
+    [InlineData((3 * ObjectFrames.FrameSize) + 17, true)]
+    public async Task Any_range_reads_back_exactly_what_was_written(int size, bool encrypted)
+    {
+        var plaintext = RandomNumberGenerator.GetBytes(size);
+        var key = encrypted ? RandomNumberGenerator.GetBytes(32) : null;
+        var stored = await WriteAsync(plaintext, key);
+        Assert.Equal(ObjectFrames.StoredLength(size, encrypted), stored.Length);
+        if (encrypted && size >= 64)
+        {
+            Assert.Equal(-1, IndexOf(stored, plaintext[..64]));
+        }
+
+        var random = new Random(size);
+        for (var i = 0; i < 20; i++)
+        {
+            var offset = size == 0 ? 0 : random.Next(size);
+            var length = size == 0 ? 0 : random.Next(size - offset + 1);
+            Assert.Equal(plaintext.AsSpan(offset, length).ToArray(), await ReadAsync(stored, size, key, encrypted, offset, length));
+        }
+    }
+
+    [Fact]
+    public async Task Encrypted_frames_hide_the_plaintext()
+    {
+        var plaintext = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("model-weights ", 10_000)));
+        var stored = await WriteAsync(plaintext, RandomNumberGenerator.GetBytes(32));
+        Assert.Equal(-1, IndexOf(stored, "model-weights"u8.ToArray()));
+        var plain = await WriteAsync(plaintext, null);
+        Assert.NotEqual(-1, IndexOf(plain, "model-weights"u8.ToArray()));
+    }
+
+    [Theory]
+    [InlineData(false, 10)]
+    [InlineData(true, 10)]
+    [InlineData(false, 2 * ObjectFrames.FrameSize)]
+    [InlineData(true, 2 * ObjectFrames.FrameSize)]
+    public async Task A_changed_stored_byte_fails_the_read_of_its_frame(bool encrypted, int at)
+    {
+        var plaintext = RandomNumberGenerator.GetBytes(3 * ObjectFrames.FrameSize);
+        var key = encrypted ? RandomNumberGenerator.GetBytes(32) : null;
+        var stored = await WriteAsync(plaintext, key);
+        stored[ObjectFrames.HeaderSize + at] ^= 0x01;
+        await Assert.ThrowsAsync<ObjectCorruptedException>(() => ReadAsync(stored, plaintext.Length, key, encrypted, 0, plaintext.Length));
+        if (at >= ObjectFrames.FrameSize)
+        {
+            // A range before the damaged frame is still served, verified.
+            Assert.Equal(plaintext.AsSpan(0, 100).ToArray(), await ReadAsync(stored, plaintext.Length, key, encrypted, 0, 100));
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Truncated_or_swapped_frames_and_a_wrong_key_are_detected(bool encrypted)
+    {
+        var plaintext = RandomNumberGenerator.GetBytes(3 * ObjectFrames.FrameSize);
+        var key = encrypted ? RandomNumberGenerator.GetBytes(32) : null;
+        var stored = await WriteAsync(plaintext, key);
+        await Assert.ThrowsAsync<ObjectCorruptedException>(() => ReadAsync(stored[..^10], plaintext.Length, key, encrypted, 0, plaintext.Length));
+
+        var frame = ObjectFrames.FrameSize + ObjectFrames.Overhead(encrypted);
+        var swapped = (byte[])stored.Clone();
+        stored.AsSpan(ObjectFrames.HeaderSize, frame).CopyTo(swapped.AsSpan(ObjectFrames.HeaderSize + frame));
+        stored.AsSpan(ObjectFrames.HeaderSize + frame, frame).CopyTo(swapped.AsSpan(ObjectFrames.HeaderSize));
+        await Assert.ThrowsAsync<ObjectCorruptedException>(() => ReadAsync(swapped, plaintext.Length, key, encrypted, 0, plaintext.Length));
+
+        if (encrypted)
+        {
+            await Assert.ThrowsAsync<ObjectCorruptedException>(() => ReadAsync(stored, plaintext.Length, RandomNumberGenerator.GetBytes(32), true, 0, 10));
+        }
+    }
+
+    [Theory]
+    [InlineData("bytes 0-9/*", 10L, 0L, 9L, null)]
+    [InlineData("bytes 10-19/20", 10L, 10L, 19L, 20L)]
+    [InlineData("bytes */*", 0L, null, null, null)]
+    [InlineData("bytes */42", 0L, null, null, 42L)]
+    public void Content_ranges_parse(string header, long? body, long? first, long? last, long? total)
+    {
+        var range = ChunkRange.Parse(header, body);
+        Assert.Equal((first, last, total), (range.First, range.Last, range.Total));
+    }
+
+    [Theory]
+    [InlineData("bytes 9-0/*", 10L)]
+    [InlineData("bytes 0-9/5", 10L)]
+    [InlineData("bytes 0-9/*", 11L)]
+    [InlineData("bytes a-b/*", 2L)]
+    [InlineData("items 0-9/*", 10L)]
+    [InlineData("bytes 0-9", 10L)]
+    [InlineData("bytes -1-9/*", 10L)]
+    public void Lying_or_malformed_content_ranges_are_refused(string header, long? body)
+    {
+        Assert.Equal(400, Assert.Throws<GcsException>(() => ChunkRange.Parse(header, body)).StatusCode);
+    }
+
+    [Fact]
+    public void Listing_pages_through_prefixes_and_items_without_repeats()
+    {
+        var names = new[] { "a.txt", "dir/1", "dir/2", "dir/sub/3", "other/x", "z" };
+        var objects = new SortedDictionary<string, ObjectRecord>(names.ToDictionary(n => n, Record), StringComparer.Ordinal);
+        var seen = new List<string>();
+        string? token = null;
+        do
+        {
+            var page = ObjectListings.Page(objects, new ObjectListQuery(null, "/", null, null, token, 2));
+            Assert.True(page.Items.Count + page.Prefixes.Count <= 2);
+            seen.AddRange(page.Prefixes);
+            seen.AddRange(page.Items.Select(i => i.Name));
+            token = page.NextPageToken;
+        }
+        while (token is not null);
+        Assert.Equal(["a.txt", "dir/", "other/", "z"], seen.Order(StringComparer.Ordinal));
+
+        var inside = ObjectListings.Page(objects, new ObjectListQuery("dir/", "/", null, null, null, 100));
+        Assert.Equal(["dir/1", "dir/2"], inside.Items.Select(i => i.Name));
+        Assert.Equal(["dir/sub/"], inside.Prefixes);
+        var window = ObjectListings.Page(objects, new ObjectListQuery(null, null, "dir/2", "other/x", null, 100));
+        Assert.Equal(["dir/2", "dir/sub/3"], window.Items.Select(i => i.Name));
+        Assert.Throws<GcsException>(() => ObjectListings.Page(objects, new ObjectListQuery(null, null, null, null, "!!not-base64!!", 10)));
+    }
+
+    private static ObjectRecord Record(string name) => new()
+    {
+        Bucket = "b1", Name = name, Generation = 1, Size = 0, Md5 = "", Crc32C = "", Sha256 = "", Created = DateTimeOffset.UnixEpoch, Updated = DateTimeOffset.UnixEpoch, DataFile = name,
+    };
+
+    private static async Task<byte[]> WriteAsync(byte[] plaintext, byte[]? key)
+    {
+        using var file = new MemoryStream();
+        using var writer = new FrameWriter(file, key);
+        // Uneven pieces, so frame boundaries fall inside writes.
+        for (var offset = 0; offset < plaintext.Length; offset += 7919)
+        {
+            await writer.WriteAsync(plaintext.AsMemory(offset, Math.Min(7919, plaintext.Length - offset)), CancellationToken.None);
+        }
+
+        var digests = await writer.CompleteAsync(CancellationToken.None);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(plaintext)), digests.Sha256Hex);
+        Assert.Equal(Convert.ToBase64String(MD5.HashData(plaintext)), digests.Md5Base64);
+        return file.ToArray();
+    }
+
+    private static async Task<byte[]> ReadAsync(byte[] stored, long size, byte[]? key, bool encrypted, long offset, long length)
+    {
+        await using var stream = new FrameReadStream(new MemoryStream(stored), size, key, encrypted, offset, length);
+        using var copy = new MemoryStream();
+        await stream.CopyToAsync(copy);
+        return copy.ToArray();
+    }
+
+    private static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
+}
