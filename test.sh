@@ -29,6 +29,13 @@ elif ! docker info >/dev/null 2>&1; then
   echo "Skipped the AppHost tests that start containers: no container runtime answers 'docker info'."
 fi
 
+# Google's official GCS client for Node.js, which a registry test drives; pinned by its package-lock.json.
+if ! (cd tests/gcs-client && npm ci --no-audit --no-fund --loglevel=error >"$log_dir/npm.log" 2>&1); then
+  cat "$log_dir/npm.log"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 if ! dotnet build "$target" -c "$configuration" -warnaserror -nologo -v quiet; then
   echo "0 passed, 1 failed"
   exit 1

@@ -6,7 +6,7 @@ namespace GoblinAspire.Testing;
 /// <summary>Runs a short command to completion and returns its output, failing with the output when it fails.</summary>
 public static class ChildProcess
 {
-    public static async Task<string> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout, string? runAsUser = null)
+    public static async Task<string> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout, string? runAsUser = null, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var startInfo = runAsUser is null
             ? new ProcessStartInfo(fileName)
@@ -14,6 +14,12 @@ public static class ChildProcess
         foreach (var argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);
+        }
+
+        startInfo.WorkingDirectory = workingDirectory ?? "";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            startInfo.Environment[name] = value;
         }
 
         startInfo.RedirectStandardOutput = true;

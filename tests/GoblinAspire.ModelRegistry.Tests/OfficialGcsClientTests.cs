@@ -1,0 +1,22 @@
+using GoblinAspire.Testing;
+
+namespace GoblinAspire.ModelRegistry.Tests;
+
+/// <summary>
+/// Google's own Node.js client (<c>@google-cloud/storage</c>, installed by test.sh into tests/gcs-client) against
+/// the registry: the claim that official clients work unmodified, checked with an official client.
+/// </summary>
+[Collection(PlatformServers.Collection)]
+public sealed class OfficialGcsClientTests(PlatformServers servers)
+{
+    [Fact]
+    public async Task The_official_node_client_uploads_downloads_lists_patches_copies_and_deletes()
+    {
+        var folder = Path.Combine(ServiceProcess.RepositoryRoot(), "tests", "gcs-client");
+        Assert.True(Directory.Exists(Path.Combine(folder, "node_modules", "@google-cloud", "storage")), "run ./test.sh (it installs tests/gcs-client with npm ci) first");
+        await using var registry = await RegistryHost.StartAsync(servers);
+        var endpoint = registry.Host.BaseAddress.ToString().TrimEnd('/');
+        var output = await ChildProcess.RunAsync("node", ["official-client.mjs"], TimeSpan.FromMinutes(2), workingDirectory: folder, environment: new Dictionary<string, string?> { ["GCS_ENDPOINT"] = endpoint });
+        Assert.Contains("all steps passed", output, StringComparison.Ordinal);
+    }
+}
