@@ -12,8 +12,10 @@ var gatewayDb = postgres.AddDatabase(PlatformResources.GatewayDatabase);
 var registryDb = postgres.AddDatabase(PlatformResources.RegistryDatabase);
 var trainingDb = postgres.AddDatabase(PlatformResources.TrainingDatabase);
 
+var registrySigningKey = builder.AddParameter(PlatformSecrets.RegistrySigningKey.Parameter, secret: true);
 var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
     .WithReference(registryDb).WaitFor(registryDb)
+    .WithEnvironment(PlatformSecrets.RegistrySigningKey.Variable, registrySigningKey)
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
 
 var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)

@@ -33,6 +33,12 @@ public sealed partial class AppHostWiringTests
         }
 
         Assert.Contains(".WithHttpHealthCheck(", chain, StringComparison.Ordinal);
+        foreach (var secret in wiring.RequiredSecrets)
+        {
+            var constant = typeof(PlatformSecrets).GetFields().Single(f => Equals(f.GetValue(null), secret)).Name;
+            Assert.True(chain.Contains($".WithEnvironment(PlatformSecrets.{constant}.Variable, ", StringComparison.Ordinal), $"{service} needs the secret {secret.Parameter} as {secret.Variable}");
+            Assert.Matches($@"AddParameter\(PlatformSecrets\.{constant}\.Parameter,\s*secret:\s*true\)", Source);
+        }
     }
 
     [Fact]

@@ -18,6 +18,7 @@ public sealed class ServiceProcessTests(PlatformServers servers)
     public async Task Service_runs_unchanged_on_the_apphost_environment(string service)
     {
         var environment = await AppHostEnvironmentAsync(service);
+        var secrets = PlatformTopology.For(service).RequiredSecrets.Select(s => environment[s.Variable]).ToList();
         await using var process = ServiceProcess.Start(ProjectOf(service), environment);
         await process.WaitForHealthyAsync(TimeSpan.FromSeconds(60));
 
@@ -29,6 +30,7 @@ public sealed class ServiceProcessTests(PlatformServers servers)
         {
             Assert.DoesNotContain(servers.Postgres.Password, line, StringComparison.Ordinal);
             Assert.DoesNotContain(servers.Redis.Password, line, StringComparison.Ordinal);
+            Assert.All(secrets, secret => Assert.DoesNotContain(secret, line, StringComparison.Ordinal));
         }
     }
 
@@ -62,6 +64,11 @@ public sealed class ServiceProcessTests(PlatformServers servers)
         if (wiring.UsesRedis)
         {
             environment[PlatformTopology.ConnectionStringVariable(PlatformResources.Redis)] = servers.Redis.ConnectionString;
+        }
+
+        foreach (var secret in wiring.RequiredSecrets)
+        {
+            environment[secret.Variable] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         }
 
         foreach (var reference in wiring.ServiceReferences)
