@@ -24,6 +24,7 @@ pg_start registrydb
 
 (
   export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/artifacts" \
+    ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
     ConnectionStrings__registrydb="$(pg_connection registrydb)"
   exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
 ) & pids+=($!)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Object store streaming: a SIZE_MB object (default 1024) uploaded and downloaded through the registry's GCS API,
+# plain and AES-256-GCM encrypted, side by side with the baseline of plain file copies on the same disk (cp + fsync
+# for the upload side, cp for the download side). Prints a markdown table with throughput, the ratio to the
+# baseline, and the registry's peak resident memory (VmHWM) after each pass.
+# Usage: bench/objects.sh   (env: SIZE_MB, WORK_DIR = a folder on the disk to measure; default a temp folder)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mb="${SIZE_MB:-1024}"
+
+source bench/postgres.sh
+dotnet build -c Release -nologo -v quiet src/GoblinAspire.ModelRegistry >/dev/null
+
+work="$(mktemp -d "${WORK_DIR:-/tmp}/goblin-objects-XXXXXX")"
+pid=""
+cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  pg_stop
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pg_port=18093 registry=18094
+pg_start registrydb
+key="$(head -c 32 /dev/urandom | base64)"
+(
+  export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/store" \
+    ConnectionStrings__registrydb="$(pg_connection registrydb)" \
+    ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
+    ModelRegistry__Storage__EncryptionKeys__bench="$key" ModelRegistry__Storage__ActiveEncryptionKey=bench
+  exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
+) & pid=$!
+base="http://127.0.0.1:$registry"
+for _ in $(seq 1 100); do curl -fs -o /dev/null "$base/health" && break; sleep 0.2; done
+curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"plain"}' "$base/storage/v1/b?project=bench"
+curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' \
+  -o /dev/null -d '{"name":"encrypted","encryption":{"defaultKmsKeyName":"bench"}}' "$base/storage/v1/b?project=bench"
+
+head -c "$((size_mb * 1024 * 1024))" /dev/urandom >"$work/source.bin"
+seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +%s.%N); echo "$end - $start" | bc -l; }
+rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$(pgrep -f GoblinAspire.ModelRegistry.dll | head -1)/status"; }
+copy_sync() { cp "$work/source.bin" "$work/copy.bin" && sync "$work/copy.bin"; }
+copy_back() { cp "$work/copy.bin" "$work/back.bin"; }
+upload() { curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/octet-stream' -T "$work/source.bin" "$base/upload/storage/v1/b/$1/o?uploadType=media&name=big.bin"; }
+download() { curl -sS --fail-with-body -o "$work/down.bin" "$base/storage/v1/b/$1/o/big.bin?alt=media"; }
+
+# Warm-up: JIT and page cache for the source file.
+head -c 10485760 "$work/source.bin" | curl -sS --fail-with-body -o /dev/null -X POST -T - "$base/upload/storage/v1/b/plain/o?uploadType=media&name=warm.bin"
+cat "$work/source.bin" >/dev/null
+
+echo "| pass | seconds | MB/s | ratio to baseline | registry peak RSS MB |"
+echo "| --- | --- | --- | --- | --- |"
+row() { printf "| %s | %.2f | %.0f | %s | %s |\n" "$1" "$2" "$(echo "$size_mb / $2" | bc -l)" "$3" "$4"; }
+for round in 1 2; do
+  up_base=$(seconds copy_sync); rm -f "$work/copy.bin"
+  row "baseline: cp + fsync (round $round)" "$up_base" "1.00" "-"
+  for bucket in plain encrypted; do
+    t=$(seconds upload $bucket)
+    row "upload, $bucket (round $round)" "$t" "$(printf %.2f "$(echo "$up_base / $t" | bc -l)")" "$(rss_mb)"
+  done
+  copy_sync
+  down_base=$(seconds copy_back); rm -f "$work/back.bin"
+  row "baseline: cp (round $round)" "$down_base" "1.00" "-"
+  for bucket in plain encrypted; do
+    t=$(seconds download $bucket)
+    cmp -s "$work/source.bin" "$work/down.bin" || { echo "download of $bucket differs from the source" >&2; exit 1; }
+    rm -f "$work/down.bin"
+    row "download, $bucket (round $round)" "$t" "$(printf %.2f "$(echo "$down_base / $t" | bc -l)")" "$(rss_mb)"
+  done
+  rm -f "$work/copy.bin"
+done
