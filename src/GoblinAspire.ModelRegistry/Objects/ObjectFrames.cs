@@ -74,7 +74,17 @@ public sealed class FrameWriter : IDisposable
 {
     private readonly Stream _file;
     private readonly AesGcm? _aes;
-    private readonly byte[] _frame = new byte[ObjectFrames.FrameSize];
+    // Two frame buffers: MD5 (no hardware help, the slowest digest) runs on another core for one frame while the
+    // next is filled, hashed with SHA-256 and CRC-32C, framed and written.
+    private readonly byte[][] _frames = [new byte[ObjectFrames.FrameSize], new byte[ObjectFrames.FrameSize]];
+    private int _current;
+    private Task _md5Pending = Task.CompletedTask;
+
+    // Written bytes are pushed to disk in the background every SyncInterval, so the fsync that makes an object
+    // durable at its commit waits for the last stretch only, not for the whole upload held in the page cache.
+    private const long SyncInterval = 32 * 1024 * 1024;
+    private Task _syncPending = Task.CompletedTask;
+    private long _unsynced;
     private readonly byte[] _output;
     private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -108,17 +118,15 @@ public sealed class FrameWriter : IDisposable
             _headerWritten = true;
         }
 
-        _md5.AppendData(data.Span);
-        _sha256.AppendData(data.Span);
-        _crc.Append(data.Span);
         Length += data.Length;
         while (data.Length > 0)
         {
-            var take = Math.Min(data.Length, _frame.Length - _filled);
-            data[..take].CopyTo(_frame.AsMemory(_filled));
+            var frame = _frames[_current];
+            var take = Math.Min(data.Length, frame.Length - _filled);
+            data[..take].CopyTo(frame.AsMemory(_filled));
             _filled += take;
             data = data[take..];
-            if (_filled == _frame.Length)
+            if (_filled == frame.Length)
             {
                 await FlushFrameAsync(cancellationToken);
             }
@@ -164,6 +172,8 @@ public sealed class FrameWriter : IDisposable
             await FlushFrameAsync(cancellationToken);
         }
 
+        await _md5Pending;
+        await _syncPending;
         await _file.FlushAsync(cancellationToken);
         if (_file is FileStream fileStream)
         {
@@ -175,7 +185,28 @@ public sealed class FrameWriter : IDisposable
 
     private async ValueTask FlushFrameAsync(CancellationToken cancellationToken)
     {
-        var plain = _frame.AsSpan(0, _filled);
+        var frame = _frames[_current];
+        var filled = _filled;
+        // In order: this frame's MD5 starts once the previous frame's is done, and that frame's buffer is reused next.
+        await _md5Pending;
+        _md5Pending = Task.Run(() => _md5.AppendData(frame, 0, filled), CancellationToken.None);
+        var written = Encode(frame.AsSpan(0, filled));
+        await _file.WriteAsync(_output.AsMemory(0, written), cancellationToken);
+        _unsynced += written;
+        if (_unsynced >= SyncInterval && _syncPending.IsCompleted && _file is FileStream { SafeFileHandle: var handle })
+        {
+            _unsynced = 0;
+            _syncPending = Task.Run(() => RandomAccess.FlushToDisk(handle), CancellationToken.None);
+        }
+        _index++;
+        _filled = 0;
+        _current ^= 1;
+    }
+
+    private int Encode(ReadOnlySpan<byte> plain)
+    {
+        _sha256.AppendData(plain);
+        _crc.Append(plain);
         int written;
         if (_aes is not null)
         {
@@ -193,13 +224,14 @@ public sealed class FrameWriter : IDisposable
             written = _filled + sizeof(uint);
         }
 
-        await _file.WriteAsync(_output.AsMemory(0, written), cancellationToken);
-        _index++;
-        _filled = 0;
+        return written;
     }
 
     public void Dispose()
     {
+        // A writer abandoned mid-frame may still have its MD5 running over a buffer; let it finish first.
+        _md5Pending.Wait();
+        _syncPending.Wait();
         _aes?.Dispose();
         _md5.Dispose();
         _sha256.Dispose();
