@@ -1,3 +1,7 @@
+using GoblinAspire.ChatFallback.Api;
+using GoblinAspire.ChatFallback.Serving;
+using Microsoft.Extensions.Http.Resilience;
+
 namespace GoblinAspire.ChatFallback;
 
 public static class ChatFallbackApp
@@ -10,9 +14,21 @@ public static class ChatFallbackApp
 
         builder.AddServiceDefaults();
         builder.AddValidatedOptions<ChatFallbackOptions, ChatFallbackOptionsValidator>(ChatFallbackOptions.SectionName);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ModelSlot>();
+        builder.Services.AddSingleton<GenerationGate>();
+        builder.Services.AddHostedService<ModelLoader>();
+        builder.Services.AddHttpClient(ModelLoader.RegistryClient);
+        // Model downloads and upstream streams run for as long as they need: no total timeout, no retries mid-stream.
+#pragma warning disable EXTEXP0001 // Experimental, but the supported way to opt one client out of ConfigureHttpClientDefaults.
+        builder.Services.AddHttpClient(ModelLoader.DownloadClient, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+        builder.Services.AddHttpClient(InferenceEndpoints.UpstreamClient, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+        builder.Services.AddHealthChecks().AddCheck<ModelHealthCheck>("model");
 
         var app = builder.Build();
         app.MapDefaultEndpoints();
+        app.MapInference();
         return app;
     }
 }

@@ -1,0 +1,122 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using GoblinAspire.ChatFallback.Gguf;
+
+namespace GoblinAspire.ChatFallback.Inference;
+
+/// <summary>
+/// A weight matrix as GGUF stores it: <see cref="Rows"/> rows of <see cref="Columns"/> values, each row a run of
+/// blocks of <see cref="Type"/>. <c>y = W·x</c> takes one dot product per row, rows split across threads.
+/// </summary>
+public sealed class WeightMatrix
+{
+    private readonly byte[] _data;
+    private readonly int _rowBytes;
+
+    public WeightMatrix(string name, GgmlType type, int rows, int columns, byte[] data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        Name = name;
+        Type = type;
+        Rows = rows;
+        Columns = columns;
+        _rowBytes = (int)GgmlTypes.RowBytes(type, columns);
+        if ((long)_rowBytes * rows != data.Length)
+        {
+            throw new GgufException($"tensor {name}: {data.Length} bytes for {rows}×{columns} {type}");
+        }
+
+        _data = data;
+    }
+
+    public string Name { get; }
+
+    public GgmlType Type { get; }
+
+    public int Rows { get; }
+
+    public int Columns { get; }
+
+    public long Bytes => _data.Length;
+
+    /// <summary>Whether this matrix multiplies from Q8_0-quantised activations (integer dots) rather than floats.</summary>
+    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0;
+
+    public ReadOnlySpan<byte> Row(int row) => _data.AsSpan(row * _rowBytes, _rowBytes);
+
+    public void DequantizeRow(int row, Span<float> destination) => Quants.Dequantize(Type, Row(row), destination);
+
+    /// <summary><c>y = W·x</c>: <paramref name="input"/> holds x as floats and, for Q8_0/Q4_0 weights, quantised.</summary>
+    public void Multiply(ActivationInput input, float[] y, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(y);
+        var chunks = Math.Max(1, Math.Min(threads, Rows / 64));
+        if (chunks == 1)
+        {
+            MultiplyRows(input, y, 0, Rows);
+            return;
+        }
+
+        var per = (Rows + chunks - 1) / chunks;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => MultiplyRows(input, y, c * per, Math.Min(Rows, (c + 1) * per)));
+    }
+
+    private void MultiplyRows(ActivationInput input, float[] y, int from, int to)
+    {
+        switch (Type)
+        {
+            case GgmlType.Q8_0:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotQ8(Row(r), input.Quantized, input.Scales);
+                }
+
+                break;
+            case GgmlType.Q4_0:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotQ4(Row(r), input.Quantized, input.Scales);
+                }
+
+                break;
+            case GgmlType.F32:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = TensorPrimitives.Dot(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Row(r)), input.Values);
+                }
+
+                break;
+            default:
+                var row = ArrayPool<float>.Shared.Rent(Columns);
+                try
+                {
+                    var span = row.AsSpan(0, Columns);
+                    for (var r = from; r < to; r++)
+                    {
+                        Quants.Dequantize(Type, Row(r), span);
+                        y[r] = TensorPrimitives.Dot(span, input.Values);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(row);
+                }
+
+                break;
+        }
+    }
+}
+
+/// <summary>An activation vector, with its Q8_0 form computed once for every matrix that reads it.</summary>
+public sealed class ActivationInput(int length)
+{
+    public float[] Values { get; } = new float[length];
+
+    public sbyte[] Quantized { get; } = new sbyte[length];
+
+    public float[] Scales { get; } = new float[length / Quants.Q8Block];
+
+    /// <summary>Call after writing <see cref="Values"/>.</summary>
+    public void Quantize() => Quants.QuantizeQ8(Values, Quantized, Scales);
+}

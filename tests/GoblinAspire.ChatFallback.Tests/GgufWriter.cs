@@ -1,0 +1,231 @@
+using System.Buffers.Binary;
+using System.Text;
+using GoblinAspire.ChatFallback.Gguf;
+
+namespace GoblinAspire.ChatFallback.Tests;
+
+/// <summary>Writes GGUF v3 files, so tests make their own models: metadata, tensor directory, aligned data.</summary>
+public sealed class GgufWriter
+{
+    public Dictionary<string, object> Metadata { get; } = new(StringComparer.Ordinal);
+
+    public List<(string Name, long[] Dimensions, GgmlType Type, byte[] Data)> Tensors { get; } = [];
+
+    public uint Version { get; set; } = 3;
+
+    public uint Magic { get; set; } = GgufFile.Magic;
+
+    public void Write(string path)
+    {
+        using var stream = File.Create(path);
+        using var writer = new BinaryWriter(stream, Encoding.UTF8);
+        writer.Write(Magic);
+        writer.Write(Version);
+        writer.Write((ulong)Tensors.Count);
+        writer.Write((ulong)Metadata.Count);
+        foreach (var (key, value) in Metadata)
+        {
+            WriteString(writer, key);
+            WriteValue(writer, value);
+        }
+
+        ulong offset = 0;
+        var offsets = new List<ulong>();
+        foreach (var tensor in Tensors)
+        {
+            WriteString(writer, tensor.Name);
+            writer.Write((uint)tensor.Dimensions.Length);
+            foreach (var d in tensor.Dimensions)
+            {
+                writer.Write((ulong)d);
+            }
+
+            writer.Write((uint)tensor.Type);
+            writer.Write(offset);
+            offsets.Add(offset);
+            offset += Align((ulong)tensor.Data.Length);
+        }
+
+        writer.Flush();
+        Pad(stream);
+        foreach (var tensor in Tensors)
+        {
+            stream.Write(tensor.Data);
+            Pad(stream);
+        }
+    }
+
+    private static ulong Align(ulong value) => (value + 31) / 32 * 32;
+
+    private static void Pad(Stream stream)
+    {
+        while (stream.Position % 32 != 0)
+        {
+            stream.WriteByte(0);
+        }
+    }
+
+    private static void WriteString(BinaryWriter writer, string value)
+    {
+        var bytes = Encoding.UTF8.GetBytes(value);
+        writer.Write((ulong)bytes.Length);
+        writer.Write(bytes);
+    }
+
+    private static void WriteValue(BinaryWriter writer, object value)
+    {
+        switch (value)
+        {
+            case string s:
+                writer.Write(8u);
+                WriteString(writer, s);
+                break;
+            case int i:
+                writer.Write(5u);
+                writer.Write(i);
+                break;
+            case uint u:
+                writer.Write(4u);
+                writer.Write(u);
+                break;
+            case float f:
+                writer.Write(6u);
+                writer.Write(f);
+                break;
+            case bool b:
+                writer.Write(7u);
+                writer.Write(b ? (byte)1 : (byte)0);
+                break;
+            case string[] strings:
+                writer.Write(9u);
+                writer.Write(8u);
+                writer.Write((ulong)strings.Length);
+                foreach (var s in strings)
+                {
+                    WriteString(writer, s);
+                }
+
+                break;
+            case float[] floats:
+                writer.Write(9u);
+                writer.Write(6u);
+                writer.Write((ulong)floats.Length);
+                foreach (var f in floats)
+                {
+                    writer.Write(f);
+                }
+
+                break;
+            case int[] ints:
+                writer.Write(9u);
+                writer.Write(5u);
+                writer.Write((ulong)ints.Length);
+                foreach (var i in ints)
+                {
+                    writer.Write(i);
+                }
+
+                break;
+            default:
+                throw new ArgumentException($"unsupported metadata value {value.GetType()}");
+        }
+    }
+}
+
+/// <summary>Quantisers for test weights, written from ggml's block layouts.</summary>
+public static class TestQuantizer
+{
+    public static byte[] Quantize(GgmlType type, float[] values, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        ArgumentNullException.ThrowIfNull(random);
+        switch (type)
+        {
+            case GgmlType.F32:
+                var f32 = new byte[values.Length * 4];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    BinaryPrimitives.WriteSingleLittleEndian(f32.AsSpan(i * 4), values[i]);
+                }
+
+                return f32;
+            case GgmlType.F16:
+                var f16 = new byte[values.Length * 2];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    BinaryPrimitives.WriteHalfLittleEndian(f16.AsSpan(i * 2), (Half)values[i]);
+                }
+
+                return f16;
+            case GgmlType.Q8_0:
+                var q8 = new byte[values.Length / 32 * 34];
+                for (var b = 0; b < values.Length / 32; b++)
+                {
+                    var block = values.AsSpan(b * 32, 32);
+                    var amax = 0f;
+                    foreach (var v in block)
+                    {
+                        amax = Math.Max(amax, Math.Abs(v));
+                    }
+
+                    var d = amax / 127f;
+                    BinaryPrimitives.WriteHalfLittleEndian(q8.AsSpan(b * 34), (Half)d);
+                    for (var j = 0; j < 32; j++)
+                    {
+                        q8[(b * 34) + 2 + j] = (byte)(sbyte)(d == 0 ? 0 : Math.Round(block[j] / d));
+                    }
+                }
+
+                return q8;
+            case GgmlType.Q4_0:
+                var q4 = new byte[values.Length / 32 * 18];
+                for (var b = 0; b < values.Length / 32; b++)
+                {
+                    var block = values.AsSpan(b * 32, 32);
+                    float max = 0, amax = 0;
+                    foreach (var v in block)
+                    {
+                        if (Math.Abs(v) > amax)
+                        {
+                            amax = Math.Abs(v);
+                            max = v;
+                        }
+                    }
+
+                    var d = max / -8f;
+                    var inverse = d == 0 ? 0 : 1 / d;
+                    BinaryPrimitives.WriteHalfLittleEndian(q4.AsSpan(b * 18), (Half)d);
+                    for (var j = 0; j < 16; j++)
+                    {
+                        var lo = Math.Min(15, (int)((block[j] * inverse) + 8.5f));
+                        var hi = Math.Min(15, (int)((block[j + 16] * inverse) + 8.5f));
+                        q4[(b * 18) + 2 + j] = (byte)(lo | (hi << 4));
+                    }
+                }
+
+                return q4;
+            case GgmlType.Q4_K:
+            case GgmlType.Q6_K:
+                // Random but well-formed super-blocks: the values they stand for are whatever they decode to.
+                var (per, size) = GgmlTypes.Block(type);
+                var bytes = new byte[values.Length / per * size];
+                random.NextBytes(bytes);
+                for (var b = 0; b < bytes.Length; b += size)
+                {
+                    if (type == GgmlType.Q4_K)
+                    {
+                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b), (Half)0.0002f);
+                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b + 2), (Half)0.0002f);
+                    }
+                    else
+                    {
+                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b + 208), (Half)0.00005f);
+                    }
+                }
+
+                return bytes;
+            default:
+                throw new ArgumentException($"no test quantiser for {type}");
+        }
+    }
+}
