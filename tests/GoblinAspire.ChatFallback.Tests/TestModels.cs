@@ -13,7 +13,7 @@ public static class TestModels
     /// &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt;, the ChatML markers (control), 256 byte tokens, then '▁', letters, digits,
     /// punctuation and a few merges with scores that favour longer pieces.
     /// </summary>
-    public static (string[] Pieces, float[] Scores, int[] Types) Vocabulary()
+    public static (string[] Pieces, float[] Scores, int[] Types) Vocabulary(int size = 0)
     {
         var pieces = new List<string> { "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>" };
         var types = new List<int> { 2, 3, 3, 3, 3 };
@@ -37,25 +37,33 @@ public static class TestModels
             }
         }
 
+        // Padding up to a real model's vocabulary size (TinyLlama's 32000) for benchmarks.
+        for (var i = pieces.Count; i < size; i++)
+        {
+            pieces.Add($"▁w{i}");
+            types.Add(1);
+            scores.Add(-2000);
+        }
+
         return (pieces.ToArray(), scores.ToArray(), types.ToArray());
     }
 
-    public static GgufWriter Writer(GgmlType weights, TestShape? shape = null, int seed = 1, string? chatTemplate = ChatMlTemplate)
+    public static GgufWriter Writer(GgmlType weights, TestShape? shape = null, int seed = 1, string? chatTemplate = ChatMlTemplate, int vocabularySize = 0)
     {
         shape ??= new TestShape();
         var random = new Random(seed);
-        var (pieces, scores, types) = Vocabulary();
+        var (pieces, scores, types) = Vocabulary(vocabularySize);
         var writer = new GgufWriter();
         var m = writer.Metadata;
         m["general.architecture"] = "llama";
         m["general.name"] = $"test-{weights}".ToLowerInvariant();
         m["general.alignment"] = 32u;
-        m["llama.context_length"] = shape.Context;
-        m["llama.embedding_length"] = shape.Dimension;
-        m["llama.block_count"] = shape.Layers;
-        m["llama.feed_forward_length"] = shape.FeedForward;
-        m["llama.attention.head_count"] = shape.Heads;
-        m["llama.attention.head_count_kv"] = shape.KvHeads;
+        m["llama.context_length"] = (uint)shape.Context;
+        m["llama.embedding_length"] = (uint)shape.Dimension;
+        m["llama.block_count"] = (uint)shape.Layers;
+        m["llama.feed_forward_length"] = (uint)shape.FeedForward;
+        m["llama.attention.head_count"] = (uint)shape.Heads;
+        m["llama.attention.head_count_kv"] = (uint)shape.KvHeads;
         m["llama.rope.freq_base"] = 10000f;
         m["llama.attention.layer_norm_rms_epsilon"] = 1e-5f;
         m["tokenizer.ggml.model"] = "llama";
