@@ -11,7 +11,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 dotnet build -c Release -nologo -v quiet bench/GoblinAspire.ChatBench >/dev/null
-(cd bench/llama-cpp && npm ci --no-audit --no-fund --omit=optional --loglevel=error >/dev/null)
+(cd bench/llama-cpp && npm install --no-audit --no-fund --omit=optional --loglevel=error >/dev/null)
 chat() { dotnet bench/GoblinAspire.ChatBench/bin/Release/net10.0/GoblinAspire.ChatBench.dll "$@"; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
