@@ -166,16 +166,13 @@ public static class Quants
         {
             ref var w = ref MemoryMarshal.GetReference(row);
             ref var x = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetReference(xq));
-            var ones = Vector256.Create((short)1);
             var acc = Vector256<float>.Zero;
             for (var b = 0; b < blocks; b++)
             {
                 var offset = (nuint)(b * 34);
                 var scale = HalfTable[Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref w, offset))] * xd[b];
                 var wq = Vector256.LoadUnsafe(ref w, offset + 2).AsSByte();
-                var xv = Vector256.LoadUnsafe(ref x, (nuint)(b * 32)).AsSByte();
-                var products = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq), Avx2.Sign(xv, wq)), ones);
-                acc = Fma.MultiplyAdd(Vector256.Create(scale), Avx.ConvertToVector256Single(products), acc);
+                acc = AccumulateBlock(wq, Vector256.LoadUnsafe(ref x, (nuint)(b * 32)).AsSByte(), scale, acc);
             }
 
             return Vector256.Sum(acc);
@@ -205,7 +202,6 @@ public static class Quants
         {
             ref var w = ref MemoryMarshal.GetReference(row);
             ref var x = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetReference(xq));
-            var ones = Vector256.Create((short)1);
             var low = Vector128.Create((byte)0x0F);
             var eight = Vector256.Create((sbyte)8);
             var acc = Vector256<float>.Zero;
@@ -216,9 +212,7 @@ public static class Quants
                 var packed = Vector128.LoadUnsafe(ref w, offset + 2);
                 var nibbles = Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & low);
                 var wq = Avx2.Subtract(nibbles.AsSByte(), eight);
-                var xv = Vector256.LoadUnsafe(ref x, (nuint)(b * 32)).AsSByte();
-                var products = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(wq), Avx2.Sign(xv, wq)), ones);
-                acc = Fma.MultiplyAdd(Vector256.Create(scale), Avx.ConvertToVector256Single(products), acc);
+                acc = AccumulateBlock(wq, Vector256.LoadUnsafe(ref x, (nuint)(b * 32)).AsSByte(), scale, acc);
             }
 
             return Vector256.Sum(acc);
@@ -239,6 +233,17 @@ public static class Quants
         }
 
         return sum;
+    }
+
+    /// <summary>
+    /// acc + scale · Σ w·x over one block of 32 int8 pairs: |w| times x signed like w (maddubs takes unsigned × signed),
+    /// pairwise to int16, then to int32, then to float.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> AccumulateBlock(Vector256<sbyte> w, Vector256<sbyte> x, float scale, Vector256<float> acc)
+    {
+        var products = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
+        return Fma.MultiplyAdd(Vector256.Create(scale), Avx.ConvertToVector256Single(products), acc);
     }
 
     private static float[] BuildHalfTable()
