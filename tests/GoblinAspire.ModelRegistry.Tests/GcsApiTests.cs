@@ -441,7 +441,7 @@ public sealed class GcsApiTests(PlatformServers servers) : IAsyncLifetime
         return content;
     }
 
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+    internal static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     internal static async Task<JsonElement> ReadAsync(HttpResponseMessage response, HttpStatusCode expected)
     {

@@ -20,7 +20,7 @@ public sealed class ObjectEncryptionTests(PlatformServers servers)
         var plaintext = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("secret-weights ", 20_000)));
         await using (var registry = await RegistryHost.StartAsync(servers, database, Keys(root, "k1", ("k1", FirstKey))))
         {
-            await GcsApiTests.ReadAsync(await registry.Host.Client.PostAsync("/storage/v1/b?project=goblin", Json("""{"name":"secure","encryption":{"defaultKmsKeyName":"projects/goblin/locations/global/keyRings/goblin/cryptoKeys/k1"}}""")), HttpStatusCode.OK);
+            await GcsApiTests.ReadAsync(await registry.Host.Client.PostAsync("/storage/v1/b?project=goblin", GcsApiTests.Json("""{"name":"secure","encryption":{"defaultKmsKeyName":"projects/goblin/locations/global/keyRings/goblin/cryptoKeys/k1"}}""")), HttpStatusCode.OK);
             var stored = await GcsApiTests.ReadAsync(await registry.Host.Client.PostAsync("/upload/storage/v1/b/secure/o?uploadType=media&name=old.bin", new ByteArrayContent(plaintext)), HttpStatusCode.OK);
             Assert.EndsWith("/k1", stored.GetProperty("kmsKeyName").GetString(), StringComparison.Ordinal);
             Assert.Equal(plaintext, await registry.Host.Client.GetByteArrayAsync("/storage/v1/b/secure/o/old.bin?alt=media"));
@@ -29,7 +29,7 @@ public sealed class ObjectEncryptionTests(PlatformServers servers)
             Assert.Equal(HttpStatusCode.OK, (await registry.Host.Client.PutAsync("/api/2.0/mlflow-artifacts/artifacts/run/model.bin", new ByteArrayContent(plaintext))).StatusCode);
             Assert.Equal(plaintext, await registry.Host.Client.GetByteArrayAsync("/api/2.0/mlflow-artifacts/artifacts/run/model.bin"));
 
-            await GcsApiTests.ExpectErrorAsync(await registry.Host.Client.PostAsync("/storage/v1/b?project=goblin", Json("""{"name":"unknown-key","encryption":{"defaultKmsKeyName":"nope"}}""")), HttpStatusCode.BadRequest, "invalid");
+            await GcsApiTests.ExpectErrorAsync(await registry.Host.Client.PostAsync("/storage/v1/b?project=goblin", GcsApiTests.Json("""{"name":"unknown-key","encryption":{"defaultKmsKeyName":"nope"}}""")), HttpStatusCode.BadRequest, "invalid");
         }
 
         foreach (var data in Directory.EnumerateFiles(Path.Combine(root, "buckets"), "*", SearchOption.AllDirectories).Where(f => f.Contains("/data/", StringComparison.Ordinal)))
@@ -96,6 +96,4 @@ public sealed class ObjectEncryptionTests(PlatformServers servers)
 
         return settings;
     }
-
-    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 }

@@ -37,8 +37,6 @@ public sealed class WeightMatrix
 
     public int Columns { get; }
 
-    public long Bytes => _data.Length;
-
     /// <summary>Whether this matrix multiplies from Q8_0-quantised activations (integer dots) rather than floats.</summary>
     public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0;
 

@@ -48,8 +48,6 @@ public sealed class GcsException : Exception
 
     public static GcsException Conflict(string message) => new(409, "conflict", message);
 
-    public static GcsException Forbidden(string message) => new(403, "forbidden", message);
-
     public static GcsException DataLoss(string bucket, string name) =>
         new(500, "dataLoss", $"The stored data of {bucket}/{name} failed its integrity check; it is not served.");
 

@@ -125,8 +125,9 @@ public sealed class LocalObjectStore : IObjectStore
     public Task<PendingObject> BeginWriteAsync(string bucket, CancellationToken cancellationToken)
     {
         var state = Bucket(bucket);
-        var keyId = state.Record.Encrypted || _options.EncryptedBuckets.Contains(bucket, StringComparer.Ordinal) ? _options.ActiveEncryptionKey : null;
-        if ((state.Record.Encrypted || _options.EncryptedBuckets.Contains(bucket, StringComparer.Ordinal)) && keyId is null)
+        var encrypted = state.Record.Encrypted || _options.EncryptedBuckets.Contains(bucket, StringComparer.Ordinal);
+        var keyId = encrypted ? _options.ActiveEncryptionKey : null;
+        if (encrypted && keyId is null)
         {
             throw new GcsException(500, "backendError", $"Bucket {bucket} is encrypted but no encryption key is configured.");
         }

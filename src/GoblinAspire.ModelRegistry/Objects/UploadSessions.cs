@@ -110,11 +110,6 @@ public sealed class UploadSessions(IObjectStore store, IOptions<StorageOptions> 
                     throw GcsException.Invalid($"The chunk starts at byte {first}, but the session holds only {writer.Length} bytes.");
                 }
 
-                if (total is { } limit && writer.Length > limit)
-                {
-                    throw GcsException.Invalid($"The session already holds more than the declared {limit} bytes.");
-                }
-
                 await SkipAsync(body, writer.Length - first, cancellationToken);
                 await writer.WriteFromAsync(body, range.Last!.Value - writer.Length + 1, cancellationToken);
             }

@@ -27,7 +27,7 @@ public static class GcsRequest
         }
         catch (ObjectCorruptedException) when (!http.Response.HasStarted)
         {
-            await GcsException.DataLoss(Bucket(http), "object").WriteAsync(http.Response);
+            await GcsException.DataLoss(Bucket(http), Decode(RawObjectPath(http))).WriteAsync(http.Response);
         }
         catch (ObjectCorruptedException)
         {
@@ -52,11 +52,18 @@ public static class GcsRequest
     /// </summary>
     public static string RawObjectPath(HttpContext http)
     {
-        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var path = query >= 0 ? raw[..query] : raw;
+        var path = RawPath(http);
         var marker = path.IndexOf("/o/", StringComparison.Ordinal);
         return marker < 0 ? "" : path[(marker + 3)..];
+    }
+
+    /// <summary>The request's path as sent, still percent-encoded, without the query.</summary>
+    public static string RawPath(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
+        var query = raw.IndexOf('?', StringComparison.Ordinal);
+        return query >= 0 ? raw[..query] : raw;
     }
 
     public static string Decode(string raw)

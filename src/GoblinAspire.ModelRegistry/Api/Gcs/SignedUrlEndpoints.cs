@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using GoblinAspire.ModelRegistry.Objects;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace GoblinAspire.ModelRegistry.Api.Gcs;
 
@@ -77,7 +76,7 @@ public static class SignedUrlEndpoints
     {
         try
         {
-            var raw = RawPath(http);
+            var raw = GcsRequest.RawPath(http);
             var name = ObjectNames.Object(GcsRequest.Decode(raw[(raw.IndexOf('/', 1) + 1)..]));
             var query = http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList();
             var signedMethod = HttpMethods.IsHead(http.Request.Method) ? HttpMethods.Get : http.Request.Method;
@@ -135,12 +134,5 @@ public static class SignedUrlEndpoints
         {
             return null;
         }
-    }
-
-    private static string RawPath(HttpContext http)
-    {
-        var raw = http.Features.Get<IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        return query >= 0 ? raw[..query] : raw;
     }
 }
