@@ -1,4 +1,8 @@
 using GoblinAspire.ServiceDefaults;
+using GoblinAspire.TrainingWorker.Api;
+using GoblinAspire.TrainingWorker.Execution;
+using GoblinAspire.TrainingWorker.Queue;
+using GoblinAspire.TrainingWorker.Registry;
 
 namespace GoblinAspire.TrainingWorker;
 
@@ -12,10 +16,25 @@ public static class TrainingWorkerApp
 
         builder.AddServiceDefaults();
         builder.AddGoblinNpgsql(PlatformResources.TrainingDatabase);
+        builder.AddSchemaMigrations(PlatformResources.TrainingDatabase, typeof(TrainingWorkerApp).Assembly);
         builder.AddValidatedOptions<TrainingWorkerOptions, TrainingWorkerOptionsValidator>(TrainingWorkerOptions.SectionName);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<TrainingMetrics>();
+        builder.Services.AddSingleton<JobQueue>();
+        builder.Services.AddHttpClient(RegistryClient.HttpClientName);
+        builder.Services.AddSingleton<RegistryClient>();
+        builder.Services.AddSingleton<IJobExecutor, LocalExecutor>();
+        builder.Services.AddSingleton<JobRunner>();
+        builder.Services.AddSingleton<JobDispatcher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JobDispatcher>());
+        builder.Services.AddSingleton<JobRescuer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JobRescuer>());
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(TrainingMetrics.MeterName));
 
         var app = builder.Build();
         app.MapDefaultEndpoints();
+        app.MapJobs();
         return app;
     }
 }

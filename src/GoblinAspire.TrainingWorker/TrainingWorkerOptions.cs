@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using GoblinAspire.TrainingWorker.Jobs;
 using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.TrainingWorker;
@@ -14,6 +15,24 @@ public sealed class TrainingWorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:30:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often the worker looks for work when no notification arrived (notifications make it immediate).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often expired leases are looked for and orphaned machines destroyed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan RescueInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Between SIGTERM and SIGKILL when a local job is cancelled or times out.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan StopGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Jobs of one queue that may run at once on this worker (the seeds' numbers).</summary>
     public Dictionary<string, int> QueueConcurrency { get; set; } = new(StringComparer.Ordinal)
     {
@@ -23,6 +42,97 @@ public sealed class TrainingWorkerOptions
         ["training"] = 2,
         ["inference"] = 4,
     };
+
+    /// <summary>The month's spend on rented machines, across all jobs and workers (the seeds' 100 $).</summary>
+    [Range(typeof(decimal), "0", "1000000")]
+    public decimal MonthlyBudgetUsd { get; set; } = 100m;
+
+    /// <summary>No machine pricier than this is ever rented, whatever a job asks (the seeds' 0.80 $/h).</summary>
+    [Range(typeof(decimal), "0", "1000")]
+    public decimal MaxUsdPerHour { get; set; } = 0.80m;
+
+    /// <summary>Spend is charged ahead, one interval at a time, from the machine's real price.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
+    public TimeSpan SpendInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    [Range(1024, 1024L * 1024 * 1024)]
+    public long MaxLogBytesPerAttempt { get; set; } = 1024 * 1024;
+
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxSpecBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Where local jobs get their working folders (kept across attempts on one machine).</summary>
+    public string WorkDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "goblin-jobs");
+
+    /// <summary>The worker's own address of the ModelRegistry (service discovery resolves it).</summary>
+    [Required]
+    public Uri RegistryUrl { get; set; } = new("http://modelregistry");
+
+    /// <summary>
+    /// The registry address jobs are given (<c>MLFLOW_TRACKING_URI</c>, signed URLs). Unset: the address service
+    /// discovery resolves, which local jobs can reach; set a public address when jobs run on rented machines.
+    /// </summary>
+    public Uri? JobRegistryUrl { get; set; }
+
+    [Required]
+    public string CheckpointBucket { get; set; } = "goblin-artifacts";
+
+    /// <summary>Variables of the worker's own environment a local job inherits; nothing else (the worker holds secrets).</summary>
+    public List<string> InheritedEnvironment { get; set; } = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DOTNET_ROOT", "DOTNET_CLI_HOME", "DOTNET_NOLOGO", "DOTNET_CLI_TELEMETRY_OPTOUT", "DOTNET_SKIP_FIRST_TIME_EXPERIENCE"];
+
+    [ValidateObjectMembers]
+    public VastAiOptions VastAi { get; set; } = new();
+
+    [ValidateObjectMembers]
+    public RunPodOptions RunPod { get; set; } = new();
+}
+
+public sealed class VastAiOptions
+{
+    [Required]
+    public Uri BaseUrl { get; set; } = new("https://console.vast.ai/");
+
+    /// <summary>A secret: set through the <c>vastai-api-key</c> parameter. Unset, the executor refuses jobs.</summary>
+    public string? ApiKey { get; set; }
+
+    public List<string> PreferredGpus { get; set; } = ["RTX_4090", "RTX_3090"];
+
+    [Range(0.0, 1.0)]
+    public double MinReliability { get; set; } = 0.90;
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long an instance may stay unreachable (<c>offline</c>/<c>unknown</c>) before it counts as lost capacity.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan OfflineGrace { get; set; } = TimeSpan.FromMinutes(3);
+}
+
+public sealed class RunPodOptions
+{
+    [Required]
+    public Uri BaseUrl { get; set; } = new("https://rest.runpod.io/v1/");
+
+    [Required]
+    public Uri ServerlessBaseUrl { get; set; } = new("https://api.runpod.ai/v2/");
+
+    /// <summary>A secret: set through the <c>runpod-api-key</c> parameter. Unset, the executor refuses jobs.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>
+    /// $/hour per GPU type id: RunPod's REST API does not quote prices before creation, so only types priced here
+    /// under the cap are asked for, and the price the created pod reports is checked again.
+    /// </summary>
+    public Dictionary<string, decimal> GpuPrices { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["NVIDIA GeForce RTX 3090"] = 0.22m,
+        ["NVIDIA GeForce RTX 4090"] = 0.34m,
+    };
+
+    public string CloudType { get; set; } = "COMMUNITY";
+
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 [OptionsValidator]
@@ -31,7 +141,6 @@ public sealed partial class TrainingWorkerOptionsAttributeValidator : IValidateO
 /// <summary>The rules that span fields, which attributes cannot say.</summary>
 public sealed class TrainingWorkerOptionsValidator : IValidateOptions<TrainingWorkerOptions>
 {
-    private static readonly HashSet<string> KnownQueues = ["high_priority", "default", "low_priority", "training", "inference"];
     private readonly TrainingWorkerOptionsAttributeValidator _attributes = new();
 
     public ValidateOptionsResult Validate(string? name, TrainingWorkerOptions options)
@@ -44,15 +153,28 @@ public sealed class TrainingWorkerOptionsValidator : IValidateOptions<TrainingWo
             builder.AddError($"HeartbeatInterval ({options.HeartbeatInterval}) must be shorter than LeaseDuration ({options.LeaseDuration}).", "TrainingWorker:HeartbeatInterval");
         }
 
+        if (options.RetryBaseDelay > options.RetryMaxDelay)
+        {
+            builder.AddError($"RetryBaseDelay ({options.RetryBaseDelay}) must not exceed RetryMaxDelay ({options.RetryMaxDelay}).", "TrainingWorker:RetryBaseDelay");
+        }
+
         foreach (var (queue, concurrency) in options.QueueConcurrency)
         {
-            if (!KnownQueues.Contains(queue))
+            if (!JobQueues.ByRank.Contains(queue))
             {
-                builder.AddError($"unknown queue '{queue}'; queues are {string.Join(", ", KnownQueues)}.", $"TrainingWorker:QueueConcurrency:{queue}");
+                builder.AddError($"unknown queue '{queue}'; queues are {string.Join(", ", JobQueues.ByRank)}.", $"TrainingWorker:QueueConcurrency:{queue}");
             }
             else if (concurrency is < 0 or > 256)
             {
                 builder.AddError($"concurrency {concurrency} is outside 0..256.", $"TrainingWorker:QueueConcurrency:{queue}");
+            }
+        }
+
+        foreach (var (gpu, price) in options.RunPod.GpuPrices)
+        {
+            if (price <= 0)
+            {
+                builder.AddError($"the price of '{gpu}' must be positive.", $"TrainingWorker:RunPod:GpuPrices:{gpu}");
             }
         }
 

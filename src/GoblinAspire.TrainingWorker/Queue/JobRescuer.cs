@@ -1,0 +1,79 @@
+using GoblinAspire.TrainingWorker.Execution;
+using GoblinAspire.TrainingWorker.Jobs;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace GoblinAspire.TrainingWorker.Queue;
+
+/// <summary>
+/// Every worker also rescues: it re-queues jobs whose lease expired (SKIP LOCKED, so rescuers never collide) and
+/// destroys machines that no running attempt owns any more — those of rescued, cancelled or finished jobs whose
+/// worker died before it could clean up.
+/// </summary>
+public sealed partial class JobRescuer(JobQueue queue, JobRunner runner, IOptions<TrainingWorkerOptions> options, TimeProvider time, ILogger<JobRescuer> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.RescueInterval, time);
+        try
+        {
+            do
+            {
+                try
+                {
+                    await RescueOnceAsync(stoppingToken);
+                }
+                catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+                {
+                    LogUnavailable(logger, ex.Message);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    public async Task RescueOnceAsync(CancellationToken cancellationToken)
+    {
+        foreach (var job in await queue.RescueExpiredAsync(100, cancellationToken))
+        {
+            LogRescued(logger, job.Id, job.Attempt, job.State);
+        }
+
+        foreach (var (id, json) in await queue.OrphanedInstancesAsync(cancellationToken))
+        {
+            var instance = InstanceRecord.FromJson(json);
+            if (runner.ExecutorFor(instance) is not { } executor)
+            {
+                continue;
+            }
+
+            try
+            {
+                await executor.CleanupAsync(instance, cancellationToken);
+                await queue.ForgetInstanceAsync(id, json, cancellationToken);
+                LogDestroyed(logger, instance.Kind, instance.Id, id);
+            }
+            catch (HttpRequestException ex)
+            {
+                // Kept on record: the next round tries again.
+                LogCleanupFailed(logger, instance.Kind, instance.Id, ex.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: the lease of attempt {Attempt} expired; now {State}.")]
+    private static partial void LogRescued(ILogger logger, Guid jobId, int attempt, string state);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Destroyed {Kind} {InstanceId} left behind by job {JobId}.")]
+    private static partial void LogDestroyed(ILogger logger, string kind, string instanceId, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Destroying {Kind} {InstanceId} failed, will retry: {Reason}")]
+    private static partial void LogCleanupFailed(ILogger logger, string kind, string instanceId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The rescuer cannot reach the training database: {Reason}")]
+    private static partial void LogUnavailable(ILogger logger, string reason);
+}
