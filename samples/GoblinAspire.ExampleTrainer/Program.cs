@@ -264,13 +264,31 @@ internal sealed class MlflowRunClient(HttpClient http, string tracking, string r
     public Task EndAsync(string status) =>
         PostAsync("runs/update", new JsonObject { ["run_id"] = runId, ["status"] = status, ["end_time"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() });
 
+    /// <summary>Retries what a restarting server answers (5xx, refused connections), as MLflow's own client does.</summary>
     private async Task PostAsync(string method, JsonObject body)
     {
-        using var content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var response = await http.PostAsync(new Uri($"{tracking}/api/2.0/mlflow/{method}"), content);
-        if (!response.IsSuccessStatusCode)
+        for (var attempt = 1; ; attempt++)
         {
-            throw new HttpRequestException($"MLflow {method} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+            try
+            {
+                using var content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+                using var response = await http.PostAsync(new Uri($"{tracking}/api/2.0/mlflow/{method}"), content);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+
+                if ((int)response.StatusCode < 500 || attempt == 8)
+                {
+                    throw new InvalidOperationException($"MLflow {method} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                }
+            }
+            catch (HttpRequestException) when (attempt < 8)
+            {
+                // Retried below.
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt));
         }
     }
 }

@@ -29,6 +29,13 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>SIGKILL to the service alone, as a crash or an OOM kill would: its children are left to fend for themselves.</summary>
+    public void Crash()
+    {
+        _process.Kill(entireProcessTree: false);
+        _process.WaitForExit();
+    }
+
     public int ExitCode => _process.ExitCode;
 
     public IReadOnlyList<string> Output => [.. _output];

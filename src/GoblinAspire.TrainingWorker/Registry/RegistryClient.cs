@@ -33,7 +33,23 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
     public const string HttpClientName = "registry";
     private const string Mlflow = "api/2.0/mlflow/";
 
+    // Experiments and buckets are never deleted under a running platform, so one look-up per process is enough.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _experiments = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _buckets = new(StringComparer.Ordinal);
+
     public async Task<string> EnsureExperimentAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_experiments.TryGetValue(name, out var known))
+        {
+            return known;
+        }
+
+        var id = await FindOrCreateExperimentAsync(name, cancellationToken);
+        _experiments[name] = id;
+        return id;
+    }
+
+    private async Task<string> FindOrCreateExperimentAsync(string name, CancellationToken cancellationToken)
     {
         try
         {
@@ -49,7 +65,7 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
             }
             catch (RegistryException again) when (again.ErrorCode == "RESOURCE_ALREADY_EXISTS")
             {
-                return await EnsureExperimentAsync(name, cancellationToken);
+                return await FindOrCreateExperimentAsync(name, cancellationToken);
             }
         }
     }
@@ -147,6 +163,11 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
     /// <summary>Creates the bucket checkpoints live in, once; an existing one is fine.</summary>
     public async Task EnsureBucketAsync(string bucket, CancellationToken cancellationToken)
     {
+        if (_buckets.ContainsKey(bucket))
+        {
+            return;
+        }
+
         try
         {
             using var _ = await SendAsync(HttpMethod.Post, "storage/v1/b", new JsonObject { ["name"] = bucket }, cancellationToken);
@@ -155,6 +176,8 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
         {
             // Exists already.
         }
+
+        _buckets[bucket] = true;
     }
 
     /// <summary>
