@@ -25,6 +25,15 @@ public static class TrainingWorkerApp
         builder.Services.AddHttpClient(RegistryClient.HttpClientName);
         builder.Services.AddSingleton<RegistryClient>();
         builder.Services.AddSingleton<IJobExecutor, LocalExecutor>();
+        // Creating a machine is not idempotent: a retried create could rent two. The executors decide what to retry,
+        // so the service defaults' resilience handler comes off these two clients (the one API for it is marked
+        // experimental; it has shipped unchanged since 9.0).
+#pragma warning disable EXTEXP0001
+        builder.Services.AddHttpClient(VastAiExecutor.HttpClientName).RemoveAllResilienceHandlers();
+        builder.Services.AddHttpClient(RunPodExecutor.HttpClientName).RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+        builder.Services.AddSingleton<IJobExecutor, VastAiExecutor>();
+        builder.Services.AddSingleton<IJobExecutor, RunPodExecutor>();
         builder.Services.AddSingleton<JobRunner>();
         builder.Services.AddSingleton<JobDispatcher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<JobDispatcher>());

@@ -106,6 +106,11 @@ public sealed partial class JobRunner
         {
             outcome = ExecutionOutcome.LostCapacity($"a provider call failed: {ex.Message}");
         }
+        catch (ProviderException ex)
+        {
+            // Destroying the machine failed: the job keeps naming it and the rescuer destroys it later.
+            outcome = ExecutionOutcome.LostCapacity(ex.Message);
+        }
         catch (NpgsqlException ex)
         {
             // The database is gone: nothing can be recorded. The lease expires and the job is rescued.

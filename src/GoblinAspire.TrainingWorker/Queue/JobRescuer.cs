@@ -57,7 +57,7 @@ public sealed partial class JobRescuer(JobQueue queue, JobRunner runner, IOption
                 await queue.ForgetInstanceAsync(id, json, cancellationToken);
                 LogDestroyed(logger, instance.Kind, instance.Id, id);
             }
-            catch (HttpRequestException ex)
+            catch (Exception ex) when (ex is HttpRequestException or ProviderException)
             {
                 // Kept on record: the next round tries again.
                 LogCleanupFailed(logger, instance.Kind, instance.Id, ex.Message);
