@@ -8,7 +8,7 @@ pg_start() { # database names...
   chmod 777 "$work"
   echo bench >"$work/pw"
   "${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg" -U postgres --pwfile "$work/pw" --auth scram-sha-256 -E UTF8 --locale C >/dev/null
-  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" -w start >/dev/null
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -o "-p $pg_port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c max_connections=300" -w start >/dev/null
   for database in "$@"; do PGPASSWORD=bench psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE $database" >/dev/null; done
 }
 

@@ -1,18 +1,24 @@
 // Processes for the benchmarks under bench/: a fast OpenAI-compatible upstream and a bare YARP proxy in front of it
-// (gateway.sh), and an open-loop load generator that holds a fixed request rate (registry.sh).
+// (gateway.sh), an open-loop load generator that holds a fixed request rate (registry.sh), and a job submitter that
+// measures the training queue (training.sh).
 using System.Text;
 using GoblinAspire.Bench;
 using Yarp.ReverseProxy.Configuration;
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: upstream <port> | yarp <port> <upstream-url> | load <url> <rate> <seconds> <GET|POST> [json-body with {n}]");
+    Console.Error.WriteLine("usage: upstream <port> | yarp <port> <upstream-url> | load <url> <rate> <seconds> <GET|POST> [json-body with {n}] | jobs <worker-urls> <connection> <count> <parallelism>");
     return 2;
 }
 
 if (args[0] == "load")
 {
     return await OpenLoopLoad.RunAsync(args[1..]);
+}
+
+if (args[0] == "jobs")
+{
+    return await JobQueueLoad.RunAsync(args[1..]);
 }
 
 var builder = WebApplication.CreateSlimBuilder();

@@ -42,6 +42,11 @@ public static class TrainingWorkerApp
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(TrainingMetrics.MeterName));
 
         var app = builder.Build();
+        // Unhandled errors answer as problem details; a database that is down or full is a 503 worth retrying.
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = ex => ex is Npgsql.NpgsqlException or TimeoutException ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
+        });
         app.MapDefaultEndpoints();
         app.MapJobs();
         return app;
