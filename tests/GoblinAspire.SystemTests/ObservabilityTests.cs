@@ -54,7 +54,7 @@ public sealed partial class ObservabilityTests
             sources[Path.GetFileName(dashboard)] = panels.SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
         }
 
-        Assert.Equal(6, sources.Count);
+        Assert.Equal(7, sources.Count);
         foreach (var (source, expressions) in sources)
         {
             var named = Metrics(expressions);
