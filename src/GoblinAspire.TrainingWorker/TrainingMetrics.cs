@@ -14,8 +14,8 @@ public sealed class TrainingMetrics
     {
         ArgumentNullException.ThrowIfNull(meters);
         var meter = meters.Create(MeterName);
-        _finished = meter.CreateCounter<long>("training_jobs_finished", description: "Attempts recorded as ended, by the state the job moved to.");
-        _spend = meter.CreateCounter<double>("training_spend_usd", unit: "USD", description: "Money charged for rented machines.");
+        _finished = meter.CreateCounter<long>("training_jobs_finished_total", description: "Attempts recorded as ended, by the state the job moved to.");
+        _spend = meter.CreateCounter<double>("training_spend_usd_total", description: "Money charged for rented machines.");
         meter.CreateObservableGauge("training_jobs_running", () => Volatile.Read(ref _running), description: "Attempts this worker is running.");
     }
 

@@ -42,7 +42,10 @@ public sealed class TrainingPlatform : IAsyncDisposable
         return new TrainingPlatform(servers, trainingDatabase, registry);
     }
 
-    /// <summary>The settings a worker gets from the AppHost, with short intervals so tests see leases expire in seconds.</summary>
+    /// <summary>
+    /// The settings a worker gets from the AppHost, with short intervals. The lease is long enough that a loaded CI
+    /// machine never loses one by accident; tests about expiry shorten it.
+    /// </summary>
     public Dictionary<string, string?> WorkerSettings(IReadOnlyDictionary<string, string?>? extra = null)
     {
         var settings = new Dictionary<string, string?>
@@ -50,7 +53,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
             ["ConnectionStrings__trainingdb"] = TrainingDatabase,
             ["services__modelregistry__http__0"] = Registry.BaseAddress.AbsoluteUri.TrimEnd('/'),
             ["TrainingWorker__RegistryUrl"] = Registry.BaseAddress.AbsoluteUri,
-            ["TrainingWorker__LeaseDuration"] = "00:00:04",
+            ["TrainingWorker__LeaseDuration"] = "00:00:10",
             ["TrainingWorker__HeartbeatInterval"] = "00:00:00.500",
             ["TrainingWorker__RescueInterval"] = "00:00:00.500",
             ["TrainingWorker__PollInterval"] = "00:00:00.500",
