@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.Testing;
 
@@ -46,6 +47,18 @@ public sealed class TestWebHost : IAsyncDisposable
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestWebHost(app, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)));
+    }
+
+    /// <summary>A stand-in for an outside service: a bare app on a free loopback port, its routes from <paramref name="map"/>, no logging.</summary>
+    public static async Task<TestWebHost> StartStandInAsync(Action<WebApplication> map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        map(app);
+        return await StartAsync(app);
     }
 
     public async ValueTask DisposeAsync()

@@ -63,8 +63,7 @@ public static class JobEndpoints
         jobs.MapGet("/{id}/logs", FollowLogsAsync);
         app.MapGet("/budget", async (JobQueue queue, TimeProvider time, IOptions<TrainingWorkerOptions> options, HttpContext http) =>
         {
-            var now = time.GetUtcNow();
-            var monthStart = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+            var monthStart = JobQueue.MonthStart(time.GetUtcNow());
             var spent = await queue.MonthSpendAsync(monthStart, http.RequestAborted);
             return Json(StatusCodes.Status200OK, w =>
             {

@@ -12,7 +12,6 @@ public sealed class AttemptOutput(JobQueue queue, JobLease lease, long maxBytes)
     private readonly Lock _gate = new();
     private List<(string Stream, string Line)> _pending = [];
     private long _bytes;
-    private long _dropped;
     private bool _markerQueued;
 
     public void Add(string stream, string line)
@@ -22,7 +21,6 @@ public sealed class AttemptOutput(JobQueue queue, JobLease lease, long maxBytes)
         {
             if (_bytes + size > maxBytes)
             {
-                _dropped += size;
                 if (!_markerQueued)
                 {
                     _markerQueued = true;
@@ -34,17 +32,6 @@ public sealed class AttemptOutput(JobQueue queue, JobLease lease, long maxBytes)
 
             _bytes += size;
             _pending.Add((stream, line));
-        }
-    }
-
-    public long DroppedBytes
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _dropped;
-            }
         }
     }
 

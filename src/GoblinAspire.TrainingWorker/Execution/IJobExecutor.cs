@@ -7,7 +7,7 @@ public interface IJobExecutor
 {
     string Name { get; }
 
-    /// <summary>The kinds of <see cref="ExecutionRequest"/> instance records this executor can clean up.</summary>
+    /// <summary>The <see cref="InstanceRecord.Kind"/>s this executor can clean up.</summary>
     IReadOnlyList<string> InstanceKinds { get; }
 
     /// <summary>
@@ -21,8 +21,11 @@ public interface IJobExecutor
 }
 
 /// <summary>The attempt to run, with the environment the worker injects already merged into <see cref="Environment"/>.</summary>
-public sealed record ExecutionRequest(JobRecord Job, int Attempt, IReadOnlyDictionary<string, string> Environment)
+public sealed record ExecutionRequest(JobRecord Job, IReadOnlyDictionary<string, string> Environment)
 {
+    /// <summary>The claim's attempt number, the fencing token.</summary>
+    public int Attempt => Job.Attempt;
+
     public string Label => $"goblin-{Job.Id:N}-{Attempt}";
 
     /// <summary>The lowest of the job's own cap and the platform's.</summary>

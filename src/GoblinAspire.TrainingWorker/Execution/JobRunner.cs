@@ -82,7 +82,7 @@ public sealed partial class JobRunner
             await _queue.RecordRunAsync(lease, experimentId, run.RunId, control.Stopping);
 
             var environment = await EnvironmentAsync(job, run, control.Stopping);
-            var request = new ExecutionRequest(job, job.Attempt, environment)
+            var request = new ExecutionRequest(job, environment)
             {
                 MaxUsdPerHour = Math.Min(job.Spec.MaxUsdPerHour ?? options.MaxUsdPerHour, options.MaxUsdPerHour),
             };
@@ -314,8 +314,7 @@ public sealed partial class JobRunner
 
         public async Task<bool> ChargeAsync(decimal usd)
         {
-            var now = runner._time.GetUtcNow();
-            var monthStart = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+            var monthStart = JobQueue.MonthStart(runner._time.GetUtcNow());
             var result = ChargeResult.LeaseLost;
             await runner.PersistAsync(async () =>
             {

@@ -26,8 +26,6 @@ public sealed partial class JobDispatcher(
     /// <summary>This process's name in leases: machine, pid and a random suffix, so a restarted worker is a new owner.</summary>
     public string Owner { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 
-    public int RunningCount => _running.Count;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var listening = ListenAsync(stoppingToken);
@@ -103,7 +101,7 @@ public sealed partial class JobDispatcher(
         var control = new AttemptControl();
         _busy.AddOrUpdate(job.Queue, 1, (_, n) => n + 1);
         metrics.AttemptStarted();
-        var attempt = new Attempt(new JobLease(job.Id, job.Attempt, Owner), job.Queue, control, claimSentAt);
+        var attempt = new Attempt(new JobLease(job.Id, job.Attempt, Owner), control, claimSentAt);
         _running[job.Id] = attempt;
         attempt.Task = Task.Run(async () =>
         {
@@ -238,11 +236,9 @@ public sealed partial class JobDispatcher(
         }
     }
 
-    private sealed class Attempt(JobLease lease, string queue, AttemptControl control, long renewedAt)
+    private sealed class Attempt(JobLease lease, AttemptControl control, long renewedAt)
     {
         public JobLease Lease { get; } = lease;
-
-        public string Queue { get; } = queue;
 
         public AttemptControl Control { get; } = control;
 

@@ -23,6 +23,8 @@ public sealed class JobQueue(NpgsqlDataSource dataSource)
         model_version, checkpoint_uri, last_error, created_at, started_at, finished_at, updated_at
         """;
 
+    private const string MonthSpend = "SELECT coalesce(sum(usd), 0) FROM spend_entries WHERE at >= @start";
+
     private const string Fence = "id = @id AND attempt = @attempt AND lease_owner = @owner AND state IN ('provisioning', 'running')";
 
     public NpgsqlDataSource DataSource => dataSource;
@@ -298,7 +300,7 @@ public sealed class JobQueue(NpgsqlDataSource dataSource)
             return ChargeResult.JobBudgetExhausted;
         }
 
-        await using (var month = new NpgsqlCommand("SELECT coalesce(sum(usd), 0) FROM spend_entries WHERE at >= @start", connection, transaction))
+        await using (var month = new NpgsqlCommand(MonthSpend, connection, transaction))
         {
             month.Parameters.AddWithValue("start", monthStart);
             if ((decimal)(await month.ExecuteScalarAsync(cancellationToken))! + usd > monthlyBudget)
@@ -322,9 +324,12 @@ public sealed class JobQueue(NpgsqlDataSource dataSource)
         return ChargeResult.Charged;
     }
 
+    /// <summary>Budgets run by calendar month, in UTC.</summary>
+    public static DateTimeOffset MonthStart(DateTimeOffset now) => new(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+
     public async Task<decimal> MonthSpendAsync(DateTimeOffset monthStart, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT coalesce(sum(usd), 0) FROM spend_entries WHERE at >= @start");
+        await using var command = dataSource.CreateCommand(MonthSpend);
         command.Parameters.AddWithValue("start", monthStart);
         return (decimal)(await command.ExecuteScalarAsync(cancellationToken))!;
     }

@@ -1,5 +1,4 @@
 using GoblinAspire.TrainingWorker.Execution;
-using GoblinAspire.TrainingWorker.Jobs;
 using Microsoft.Extensions.Options;
 using Npgsql;
 

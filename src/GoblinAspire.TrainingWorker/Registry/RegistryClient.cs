@@ -111,11 +111,6 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
         }, cancellationToken);
     }
 
-    public async Task SetTagAsync(string runId, string key, string value, CancellationToken cancellationToken)
-    {
-        using var _ = await SendAsync(HttpMethod.Post, $"{Mlflow}runs/set-tag", new JsonObject { ["run_id"] = runId, ["key"] = key, ["value"] = value }, cancellationToken);
-    }
-
     /// <summary>Whether <paramref name="path"/> is a file or a non-empty folder among the run's artifacts.</summary>
     public async Task<bool> ArtifactExistsAsync(string runId, string path, CancellationToken cancellationToken)
     {

@@ -3,9 +3,7 @@ using System.Text;
 using System.Text.Json;
 using GoblinAspire.Testing;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.Gateway.Tests.StandIns;
 
@@ -51,12 +49,7 @@ public abstract class ProviderStandIn : IAsyncDisposable
 
     public async Task StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        app.Run(HandleAsync);
-        _host = await TestWebHost.StartAsync(app);
+        _host = await TestWebHost.StartStandInAsync(app => app.Run(HandleAsync));
     }
 
     public async ValueTask DisposeAsync()

@@ -2,9 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using GoblinAspire.Testing;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.TrainingWorker.Tests.StandIns;
 
@@ -41,13 +39,8 @@ public sealed class RunPodStandIn : IAsyncDisposable
 
     public static async Task<RunPodStandIn> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        var app = builder.Build();
         var standIn = new RunPodStandIn();
-        standIn.Map(app);
-        standIn.Host = await TestWebHost.StartAsync(app);
+        standIn.Host = await TestWebHost.StartStandInAsync(standIn.Map);
         return standIn;
     }
 
