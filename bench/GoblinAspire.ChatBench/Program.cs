@@ -5,13 +5,12 @@ using System.Diagnostics;
 using System.Globalization;
 using GoblinAspire.ChatFallback.Gguf;
 using GoblinAspire.ChatFallback.Inference;
-using GoblinAspire.ChatFallback.Tests;
 
 switch (args)
 {
     case ["model", var type, var path]:
-        var shape = new TestShape(Dimension: 2048, Layers: 22, Heads: 32, KvHeads: 4, FeedForward: 5632, Context: 2048);
-        TestModels.Writer(Enum.Parse<GgmlType>(type, ignoreCase: true), shape, seed: 11, vocabularySize: 32000).Write(path);
+        var shape = new LlamaShape(Dimension: 2048, Layers: 22, Heads: 32, KvHeads: 4, FeedForward: 5632, Context: 2048);
+        SyntheticLlama.Writer(Enum.Parse<GgmlType>(type, ignoreCase: true), shape, seed: 11, vocabularySize: 32000).Write(path);
         Console.WriteLine($"wrote {path} ({new FileInfo(path).Length / 1048576} MiB)");
         return 0;
     case ["decode", var path, var threadsText, var promptText, var generateText]:

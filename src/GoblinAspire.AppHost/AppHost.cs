@@ -20,6 +20,7 @@ var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(Plat
 
 var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
     .WithReference(modelRegistry).WaitFor(modelRegistry)
+    .WithTopologySettings()
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
 
 builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
@@ -27,17 +28,33 @@ builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.Train
     .WithReference(modelRegistry).WaitFor(modelRegistry)
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
 
+var gatewayAdminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, secret: true);
 builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
     .WithReference(redis).WaitFor(redis)
     .WithReference(gatewayDb).WaitFor(gatewayDb)
     .WithReference(chatFallback).WaitFor(chatFallback)
+    .WithEnvironment(PlatformSecrets.GatewayAdminKey.Variable, gatewayAdminKey)
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
     .WithExternalHttpEndpoints()
-    .WithReplicas(2);
+    .WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas);
 
 builder.Build().Run();
 
 internal static class ServiceDefaultsPaths
 {
     public const string Health = "/health";
+}
+
+internal static class TopologyResourceBuilderExtensions
+{
+    /// <summary>The fixed settings <see cref="PlatformTopology"/> gives this project, e.g. the ChatFallback's registered model.</summary>
+    public static IResourceBuilder<ProjectResource> WithTopologySettings(this IResourceBuilder<ProjectResource> project)
+    {
+        foreach (var (name, value) in PlatformTopology.For(project.Resource.Name).FixedSettings)
+        {
+            project.WithEnvironment(name, value);
+        }
+
+        return project;
+    }
 }

@@ -19,6 +19,12 @@ public static class PlatformResources
     public const string RegistryDatabase = "registrydb";
     public const string TrainingDatabase = "trainingdb";
 
+    /// <summary>
+    /// The chat model the platform always answers: the gateway's model name, and the registered model whose production
+    /// version the ChatFallback serves on CPU.
+    /// </summary>
+    public const string ChatModel = "goblin-chat";
+
     /// <summary>The endpoint name Aspire gives a project's HTTP endpoint (<c>services__{name}__http__0</c>).</summary>
     public const string HttpEndpoint = "http";
 

@@ -35,9 +35,9 @@ public sealed class ChatApiTests : IAsyncLifetime
     {
         var health = JsonDocument.Parse(await Http.GetStringAsync("/health")).RootElement.GetProperty("checks").GetProperty("model");
         Assert.Equal("Healthy", health.GetProperty("status").GetString());
-        Assert.Contains("test-q4_0", health.GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.Contains("synthetic-q4_0", health.GetProperty("description").GetString(), StringComparison.Ordinal);
         var models = JsonDocument.Parse(await Http.GetStringAsync("/v1/models")).RootElement;
-        Assert.Equal("test-q4_0", models.GetProperty("data")[0].GetProperty("id").GetString());
+        Assert.Equal("synthetic-q4_0", models.GetProperty("data")[0].GetProperty("id").GetString());
     }
 
     [Fact]

@@ -128,7 +128,7 @@ public sealed class EngineTests
         input.Quantize();
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0 })
         {
-            var row = TestQuantizer.Quantize(type, values, random);
+            var row = GgmlQuantizer.Quantize(type, values, random);
             var dense = new float[256];
             Quants.Dequantize(type, row, dense);
             var exact = dense.Zip(input.Values, (a, b) => (double)a * b).Sum();

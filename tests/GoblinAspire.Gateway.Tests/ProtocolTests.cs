@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using GoblinAspire.Gateway.Tests.StandIns;
+using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.Gateway.Tests;

@@ -1,3 +1,4 @@
+using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.ModelRegistry.Tests;

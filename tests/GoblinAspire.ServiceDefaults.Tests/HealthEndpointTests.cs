@@ -1,4 +1,5 @@
 using System.Net;
+using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.ServiceDefaults.Tests;

@@ -39,6 +39,11 @@ public sealed partial class AppHostWiringTests
             Assert.True(chain.Contains($".WithEnvironment(PlatformSecrets.{constant}.Variable, ", StringComparison.Ordinal), $"{service} needs the secret {secret.Parameter} as {secret.Variable}");
             Assert.Matches($@"AddParameter\(PlatformSecrets\.{constant}\.Parameter,\s*secret:\s*true\)", Source);
         }
+
+        if (wiring.FixedSettings.Count > 0)
+        {
+            Assert.True(chain.Contains(".WithTopologySettings()", StringComparison.Ordinal), $"{service} needs its fixed settings: {string.Join(", ", wiring.FixedSettings.Keys)}");
+        }
     }
 
     [Fact]
@@ -46,7 +51,8 @@ public sealed partial class AppHostWiringTests
     {
         var gateway = ProjectChain(PlatformResources.Gateway);
         Assert.Contains(".WithExternalHttpEndpoints()", gateway, StringComparison.Ordinal);
-        Assert.Matches(@"\.WithReplicas\(\s*[2-9]", gateway);
+        Assert.Contains(".WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas)", gateway, StringComparison.Ordinal);
+        Assert.True(PlatformTopology.For(PlatformResources.Gateway).Replicas >= 2);
         Assert.DoesNotMatch(@"(?i)password\s*[:=]\s*""", Source);
     }
 

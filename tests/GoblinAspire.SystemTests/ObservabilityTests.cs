@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.SystemTests;

@@ -1,5 +1,6 @@
 using System.Net;
 using GoblinAspire.ServiceDefaults;
+using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.SystemTests;
@@ -52,32 +53,20 @@ public sealed class ServiceProcessTests(PlatformServers servers)
     private async Task<Dictionary<string, string>> AppHostEnvironmentAsync(string service)
     {
         var wiring = PlatformTopology.For(service);
-        var environment = new Dictionary<string, string>
-        {
-            ["OTEL_SERVICE_NAME"] = service,
-        };
+        var databases = new Dictionary<string, string>();
         foreach (var database in wiring.Databases)
         {
-            environment[PlatformTopology.ConnectionStringVariable(database)] = await servers.Postgres.CreateDatabaseAsync(database);
+            databases[database] = await servers.Postgres.CreateDatabaseAsync(database);
         }
 
-        if (wiring.UsesRedis)
-        {
-            environment[PlatformTopology.ConnectionStringVariable(PlatformResources.Redis)] = servers.Redis.ConnectionString;
-        }
-
-        foreach (var secret in wiring.RequiredSecrets)
-        {
-            environment[secret.Variable] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
-        }
-
-        foreach (var reference in wiring.ServiceReferences)
-        {
+        return AppHostEnvironment.For(
+            wiring,
+            service,
+            database => databases[database],
+            servers.Redis.ConnectionString,
             // Nothing listens there: a service must start even while the services it calls are still coming up.
-            environment[PlatformTopology.ServiceEndpointVariable(reference)] = $"http://127.0.0.1:{FreePort.Next()}";
-        }
-
-        return environment;
+            _ => new Uri($"http://127.0.0.1:{FreePort.Next()}"),
+            _ => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)));
     }
 
     private static string ProjectOf(string service) => service switch

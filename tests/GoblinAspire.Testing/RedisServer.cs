@@ -1,124 +1,48 @@
-using System.Diagnostics;
-using System.Net.Sockets;
+using GoblinAspire.LocalHost;
 
 namespace GoblinAspire.Testing;
 
 /// <summary>
-/// A real redis-server on a free loopback port, in a temporary folder, with a password (as Aspire's Redis has).
-/// It can be stopped and started again on the same port to test outages.
+/// The local host's Redis on a free loopback port, in a temporary folder, with nothing written to disk. It can be
+/// killed (an outage) and started again on the same port.
 /// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
-    private readonly string _directory;
-    private Process? _process;
+    private readonly LocalRedis _redis;
 
-    private RedisServer(int port, string password, string directory)
-    {
-        Port = port;
-        Password = password;
-        _directory = directory;
-    }
+    private RedisServer(LocalRedis redis) => _redis = redis;
 
-    public int Port { get; }
+    public int Port => _redis.Port;
 
-    public string Password { get; }
+    public string Password => _redis.Password;
 
     /// <summary>In the format the Aspire AppHost gives services: <c>host:port,password=…</c>.</summary>
-    public string ConnectionString => $"127.0.0.1:{Port},password={Password}";
+    public string ConnectionString => _redis.ConnectionString;
 
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _redis.IsRunning;
 
     public static async Task<RedisServer> StartAsync()
     {
         var directory = Directory.CreateTempSubdirectory("goblin-redis-").FullName;
-        var server = new RedisServer(FreePort.Next(), Convert.ToHexString(Guid.NewGuid().ToByteArray()), directory);
+        var server = new RedisServer(new LocalRedis(directory, FreePort.Next(), Convert.ToHexString(Guid.NewGuid().ToByteArray()), durable: false));
         await server.StartAgainAsync();
         return server;
     }
 
-    public async Task StartAgainAsync()
-    {
-        if (IsRunning)
-        {
-            return;
-        }
+    public Task StartAgainAsync() => _redis.StartAsync();
 
-        var startInfo = new ProcessStartInfo(ServerBinaries.RedisServer)
-        {
-            ArgumentList =
-            {
-                "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "--bind", "127.0.0.1",
-                "--requirepass", Password,
-                "--dir", _directory,
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--loglevel", "warning",
-            },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        _process = Process.Start(startInfo) ?? throw new InvalidOperationException("redis-server did not start");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        await WaitForPortAsync(Port, TimeSpan.FromSeconds(10), () => _process.HasExited);
-    }
-
-    public async Task StopAsync()
-    {
-        if (_process is null)
-        {
-            return;
-        }
-
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
-        _process = null;
-    }
+    /// <summary>SIGKILL: an outage, not a clean shutdown.</summary>
+    public Task StopAsync() => _redis.StopAsync(graceful: false);
 
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
         try
         {
-            Directory.Delete(_directory, recursive: true);
+            Directory.Delete(_redis.Directory, recursive: true);
         }
         catch (IOException)
         {
         }
-    }
-
-    internal static async Task WaitForPortAsync(int port, TimeSpan timeout, Func<bool> exited)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (exited())
-            {
-                throw new InvalidOperationException($"the server for port {port} exited while starting");
-            }
-
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync("127.0.0.1", port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(20);
-            }
-        }
-
-        throw new TimeoutException($"nothing listened on port {port} within {timeout}");
     }
 }

@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace GoblinAspire.Testing;
+namespace GoblinAspire.LocalHost;
 
 /// <summary>Runs a short command to completion and returns its output, failing with the output when it fails.</summary>
 public static class ChildProcess
 {
-    public static async Task<string> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout, string? runAsUser = null, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
+    public static async Task<string> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout, string? runAsUser = null, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null, CancellationToken cancellationToken = default)
     {
         var startInfo = runAsUser is null
             ? new ProcessStartInfo(fileName)
@@ -33,7 +33,8 @@ public static class ChildProcess
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        using var cts = new CancellationTokenSource(timeout);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
         try
         {
             await process.WaitForExitAsync(cts.Token);
@@ -41,6 +42,7 @@ public static class ChildProcess
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
+            cancellationToken.ThrowIfCancellationRequested();
             throw new TimeoutException($"{fileName} did not finish within {timeout}: {output}");
         }
 

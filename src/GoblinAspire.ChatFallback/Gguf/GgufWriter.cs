@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using System.Text;
-using GoblinAspire.ChatFallback.Gguf;
+namespace GoblinAspire.ChatFallback.Gguf;
 
-namespace GoblinAspire.ChatFallback.Tests;
-
-/// <summary>Writes GGUF v3 files, so tests make their own models: metadata, tensor directory, aligned data.</summary>
+/// <summary>
+/// Writes GGUF v3 files (metadata, tensor directory, aligned data): the reader's counterpart, for the demo model the
+/// local host provisions and the models tests and benchmarks make.
+/// </summary>
 public sealed class GgufWriter
 {
     public Dictionary<string, object> Metadata { get; } = new(StringComparer.Ordinal);
@@ -127,13 +128,13 @@ public sealed class GgufWriter
 
                 break;
             default:
-                throw new ArgumentException($"unsupported metadata value {value.GetType()}");
+                throw new ArgumentException($"unsupported metadata value {value.GetType()}", nameof(value));
         }
     }
 }
 
-/// <summary>Quantisers for test weights, written from ggml's block layouts.</summary>
-public static class TestQuantizer
+/// <summary>Quantisers for synthetic weights, written from ggml's block layouts.</summary>
+public static class GgmlQuantizer
 {
     public static byte[] Quantize(GgmlType type, float[] values, Random random)
     {
@@ -209,7 +210,9 @@ public static class TestQuantizer
                 // Random but well-formed super-blocks: the values they stand for are whatever they decode to.
                 var (per, size) = GgmlTypes.Block(type);
                 var bytes = new byte[values.Length / per * size];
+#pragma warning disable CA5394 // synthetic weights: reproducible, not secret
                 random.NextBytes(bytes);
+#pragma warning restore CA5394
                 for (var b = 0; b < bytes.Length; b += size)
                 {
                     if (type == GgmlType.Q4_K)
@@ -225,7 +228,7 @@ public static class TestQuantizer
 
                 return bytes;
             default:
-                throw new ArgumentException($"no test quantiser for {type}");
+                throw new ArgumentException($"no quantiser for {type}", nameof(type));
         }
     }
 }

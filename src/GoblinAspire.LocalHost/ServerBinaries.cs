@@ -1,4 +1,4 @@
-namespace GoblinAspire.Testing;
+namespace GoblinAspire.LocalHost;
 
 /// <summary>
 /// Finds the real server binaries the tests run against. A missing one fails the run with one line that says how

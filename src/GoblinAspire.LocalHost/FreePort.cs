@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace GoblinAspire.Testing;
+namespace GoblinAspire.LocalHost;
 
 public static class FreePort
 {
