@@ -251,7 +251,8 @@ public sealed class LocalPlatform : IAsyncDisposable
             Directory.Delete(DataDirectory, recursive: true);
         }
 
-        Directory.CreateDirectory(DataDirectory);
+        // Readable by others only as far as entering it: PostgreSQL may run as its own user; secrets are 0600 inside.
+        Directory.CreateDirectory(DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         await StopLeftoversAsync(cancellationToken);
         AssignPorts();
         Report($"data: {DataDirectory}");

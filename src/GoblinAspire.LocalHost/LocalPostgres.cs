@@ -123,6 +123,21 @@ public sealed class LocalPostgres(string root, int port, string password, bool d
 
     private async Task InitializeAsync(CancellationToken cancellationToken)
     {
+        if (_runAs is not null)
+        {
+            // The server runs as 'postgres', which must be able to walk down to its data folder.
+            var blocked = new DirectoryInfo(Root).Parent;
+            while (blocked is not null && (blocked.UnixFileMode & UnixFileMode.OtherExecute) != 0)
+            {
+                blocked = blocked.Parent;
+            }
+
+            if (blocked is not null)
+            {
+                throw new InvalidOperationException($"PostgreSQL runs as the '{_runAs}' user, which cannot enter {blocked.FullName}: use a data folder every user can traverse (e.g. /var/lib/goblinaspire).");
+            }
+        }
+
         Directory.CreateDirectory(DataDirectory);
         var passwordFile = Path.Combine(Root, "pwfile");
         await File.WriteAllTextAsync(passwordFile, Password, cancellationToken);

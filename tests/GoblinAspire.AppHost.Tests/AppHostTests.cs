@@ -33,6 +33,16 @@ public sealed class AppHostTests
             {
                 Assert.Contains(PlatformTopology.ServiceEndpointVariable(reference), environment.Keys);
             }
+
+            foreach (var secret in wiring.RequiredSecrets)
+            {
+                Assert.Contains(secret.Variable, environment.Keys);
+            }
+
+            foreach (var (name, value) in wiring.FixedSettings)
+            {
+                Assert.Equal(value, environment[name]);
+            }
         }
     }
 
@@ -42,6 +52,10 @@ public sealed class AppHostTests
     {
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>();
         appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.RequiredSecrets))
+        {
+            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        }
         await using var app = await appHost.BuildAsync();
         using var cts = new CancellationTokenSource(StartTimeout);
         await app.StartAsync(cts.Token);

@@ -17,7 +17,7 @@ namespace GoblinAspire.SystemTests;
 public sealed partial class LocalHostConsoleTests : IDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(3);
-    private readonly string _data = Path.Combine(Directory.CreateTempSubdirectory("goblin-console-").FullName, "data");
+    private readonly string _data = Path.Combine(WholePlatform.Traversable(Directory.CreateTempSubdirectory("goblin-console-").FullName), "data");
 
     [Fact]
     public async Task Bad_options_get_one_line_and_the_usage_with_exit_code_2()

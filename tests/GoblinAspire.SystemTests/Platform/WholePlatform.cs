@@ -22,7 +22,7 @@ public sealed class WholePlatformCollection
 public abstract class WholePlatform : IAsyncLifetime
 {
     private readonly ConcurrentQueue<string> _output = new();
-    private readonly string _dataDirectory = Directory.CreateTempSubdirectory("goblin-platform-").FullName;
+    private readonly string _dataDirectory = Traversable(Directory.CreateTempSubdirectory("goblin-platform-").FullName);
 
     public LocalPlatform Platform { get; private set; } = null!;
 
@@ -49,6 +49,11 @@ public abstract class WholePlatform : IAsyncLifetime
         if (Platform is not null)
         {
             await Platform.DisposeAsync();
+        }
+
+        if (Platform is not null && Platform.Failures.Count > 0)
+        {
+            await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), $"goblin-platform-failure-{Guid.NewGuid():N}.log"), Output);
         }
 
         var left = LocalPlatform.MarkedProcesses(Path.GetFullPath(_dataDirectory));
@@ -79,6 +84,13 @@ public abstract class WholePlatform : IAsyncLifetime
         }
 
         return settings;
+    }
+
+    /// <summary>A temporary folder others may enter (not list): PostgreSQL runs as its own user when the tests run as root.</summary>
+    public static string Traversable(string directory)
+    {
+        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute);
+        return directory;
     }
 
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
