@@ -48,7 +48,7 @@ public sealed class ModelSourceTests
         });
         await using var host = await ChatApiTests.StartAsync(new()
         {
-            ["ChatFallback__Upstream__BaseUrl"] = upstream.Url + "v1",
+            ["ChatFallback__Upstream__BaseUrl"] = upstream.BaseAddress.AbsoluteUri + "v1",
             ["ChatFallback__Upstream__ApiKey"] = "sk-upstream-secret",
             ["ChatFallback__Upstream__Model"] = "gpt-4o-mini",
         });
@@ -95,7 +95,7 @@ public sealed class ModelSourceTests
         await using var host = await ChatApiTests.StartAsync(new()
         {
             ["ChatFallback__RegisteredModel"] = "chat-small",
-            ["ChatFallback__RegistryUrl"] = registry.Url,
+            ["ChatFallback__RegistryUrl"] = registry.BaseAddress.AbsoluteUri,
             ["ChatFallback__RegistryPollInterval"] = "00:00:01",
             ["ChatFallback__CacheDirectory"] = cache,
             ["ChatFallback__MaxConcurrency"] = "2",
@@ -141,7 +141,7 @@ public sealed class ModelSourceTests
         await using var host = await ChatApiTests.StartAsync(new()
         {
             ["ChatFallback__RegisteredModel"] = "chat-small",
-            ["ChatFallback__RegistryUrl"] = registry.Url,
+            ["ChatFallback__RegistryUrl"] = registry.BaseAddress.AbsoluteUri,
             ["ChatFallback__CacheDirectory"] = cache,
         });
         await Eventually.HoldsAsync(async () => (await host.Client.GetStringAsync("/health")).Contains("SHA-256", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "the mismatch to show");
@@ -149,19 +149,5 @@ public sealed class ModelSourceTests
         Assert.Empty(Directory.EnumerateFiles(cache, "*", SearchOption.AllDirectories));
     }
 
-    private static async Task<StandIn> StandInAsync(Action<WebApplication> map)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        map(app);
-        await app.StartAsync();
-        return new StandIn(app, app.Urls.First() + "/");
-    }
-
-    private sealed record StandIn(WebApplication App, string Url) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync() => await App.DisposeAsync();
-    }
+    private static Task<TestWebHost> StandInAsync(Action<WebApplication> map) => TestWebHost.StartStandInAsync(map);
 }
