@@ -4,9 +4,7 @@ using System.Text.Json;
 using GoblinAspire.ChatFallback.Gguf;
 using GoblinAspire.Testing;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.ChatFallback.Tests;
 
