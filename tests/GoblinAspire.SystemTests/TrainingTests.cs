@@ -13,6 +13,8 @@ public sealed class TrainingPlatform : WholePlatform
     /// <summary>The example trainer, copied beside the tests by the project reference.</summary>
     public static string TrainerPath { get; } = Path.Combine(AppContext.BaseDirectory, "GoblinAspire.ExampleTrainer.dll");
 
+    protected override bool ExpectedFailure(string failure) => failure.StartsWith($"{PlatformResources.TrainingWorker} exited unexpectedly with code 137", StringComparison.Ordinal);
+
     protected override void Configure(LocalPlatformOptions options)
     {
         var worker = Settings(options, PlatformResources.TrainingWorker);

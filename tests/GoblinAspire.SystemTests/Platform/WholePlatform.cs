@@ -51,11 +51,7 @@ public abstract class WholePlatform : IAsyncLifetime
             await Platform.DisposeAsync();
         }
 
-        if (Platform is not null && Platform.Failures.Count > 0)
-        {
-            await File.WriteAllTextAsync(Path.Combine(Path.GetTempPath(), $"goblin-platform-failure-{Guid.NewGuid():N}.log"), Output);
-        }
-
+        var unexpected = Platform?.Failures.Where(f => !ExpectedFailure(f)).ToList() ?? [];
         var left = LocalPlatform.MarkedProcesses(Path.GetFullPath(_dataDirectory));
         try
         {
@@ -66,7 +62,11 @@ public abstract class WholePlatform : IAsyncLifetime
         }
 
         Assert.True(left.Count == 0, $"processes left running: {string.Join(", ", left)}");
+        Assert.True(unexpected.Count == 0, $"{string.Join("; ", unexpected)}\n{string.Join('\n', _output.TakeLast(200))}");
     }
+
+    /// <summary>A death the tests caused on purpose, which the platform rightly reported.</summary>
+    protected virtual bool ExpectedFailure(string failure) => false;
 
     public HttpClient Client(string service, int replica = 0) => new() { BaseAddress = Platform.BaseAddress(service, replica), Timeout = TimeSpan.FromSeconds(60) };
 
