@@ -2,12 +2,23 @@ using GoblinAspire.ServiceDefaults;
 
 var builder = DistributedApplication.CreateBuilder(args);
 
+// `aspire publish` writes a Helm chart for this environment; the services' pods are hardened in KubernetesPublishing.
+builder.AddKubernetesEnvironment("k8s")
+    .WithProperties(k8s =>
+    {
+        k8s.HelmChartName = "goblinaspire";
+        k8s.DefaultStorageType = "pvc";
+        k8s.DefaultStorageSize = "10Gi";
+    });
+
 var redis = builder.AddRedis(PlatformResources.Redis)
-    .WithDataVolume();
+    .WithDataVolume()
+    .PublishAsHardenedDataStore(memory: "512Mi");
 
 var postgresPassword = builder.AddParameter("postgres-password", secret: true);
 var postgres = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword)
-    .WithDataVolume();
+    .WithDataVolume()
+    .PublishAsHardenedDataStore(memory: "1Gi");
 var gatewayDb = postgres.AddDatabase(PlatformResources.GatewayDatabase);
 var registryDb = postgres.AddDatabase(PlatformResources.RegistryDatabase);
 var trainingDb = postgres.AddDatabase(PlatformResources.TrainingDatabase);
@@ -16,33 +27,45 @@ var registrySigningKey = builder.AddParameter(PlatformSecrets.RegistrySigningKey
 var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
     .WithReference(registryDb).WaitFor(registryDb)
     .WithEnvironment(PlatformSecrets.RegistrySigningKey.Variable, registrySigningKey)
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
+    .PublishAsHardenedService(cpu: "250m", memory: "512Mi", persistentFolder: ("ModelRegistry__ArtifactRoot", "artifacts", "50Gi"));
 
 var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
     .WithReference(modelRegistry).WaitFor(modelRegistry)
     .WithTopologySettings()
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
+    .PublishAsHardenedService(cpu: "2", memory: "2Gi", scratchFolder: "ChatFallback__CacheDirectory");
 
 builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
     .WithReference(trainingDb).WaitFor(trainingDb)
     .WithReference(modelRegistry).WaitFor(modelRegistry)
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health);
+    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
+    .PublishAsHardenedService(cpu: "500m", memory: "512Mi", scratchFolder: "TrainingWorker__WorkDirectory");
 
 var gatewayAdminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, secret: true);
-builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
+var gateway = builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
     .WithReference(redis).WaitFor(redis)
     .WithReference(gatewayDb).WaitFor(gatewayDb)
     .WithReference(chatFallback).WaitFor(chatFallback)
     .WithEnvironment(PlatformSecrets.GatewayAdminKey.Variable, gatewayAdminKey)
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
     .WithExternalHttpEndpoints()
-    .WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas);
+    .WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas)
+    .PublishAsHardenedService(cpu: "500m", memory: "512Mi", autoscaleTo: 10);
+
+// vLLM only where a GPU is: `Parameters:gpu=true` (user secrets, environment or the publish command). Without it the
+// gateway answers goblin-chat from the ChatFallback alone, so F5 works on a laptop.
+if (builder.AddVllmWhenGpuPresent() is { } vllm)
+{
+    gateway.WithVllmProvider(vllm);
+}
 
 builder.Build().Run();
 
 internal static class ServiceDefaultsPaths
 {
     public const string Health = "/health";
+    public const string Alive = "/alive";
 }
 
 internal static class TopologyResourceBuilderExtensions

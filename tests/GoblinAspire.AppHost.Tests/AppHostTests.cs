@@ -1,4 +1,5 @@
 using System.Net;
+using GoblinAspire.LocalHost;
 using GoblinAspire.ServiceDefaults;
 
 namespace GoblinAspire.AppHost.Tests;
@@ -69,5 +70,58 @@ public sealed class AppHostTests
         Assert.Equal(HttpStatusCode.OK, (await gateway.GetAsync("/health", cts.Token)).StatusCode);
         using var registry = app.CreateHttpClient(PlatformResources.ModelRegistry);
         Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync("/health", cts.Token)).StatusCode);
+
+        // Without a GPU there is no vLLM: goblin-chat is answered by the ChatFallback, found through service discovery,
+        // once the registry has a production model (the local host's demo model, registered through the registry's API).
+        await new ChatModelProvisioner(registry, _ => { }).EnsureAsync(null, Directory.CreateTempSubdirectory("goblin-demo-").FullName, cts.Token);
+        while (true)
+        {
+            using var answer = await gateway.PostAsync("/v1/chat/completions", new StringContent("""{"model":"goblin-chat","messages":[{"role":"user","content":"hi"}],"max_tokens":3}""", System.Text.Encoding.UTF8, "application/json"), cts.Token);
+            if (answer.StatusCode == HttpStatusCode.OK)
+            {
+                Assert.Equal(PlatformResources.ChatFallback, answer.Headers.GetValues("x-goblin-provider").Single());
+                break;
+            }
+
+            // The ChatFallback looks at the registry every 30 s; until then it answers 503 model_not_loaded.
+            await Task.Delay(TimeSpan.FromSeconds(2), cts.Token);
+        }
+    }
+
+    /// <summary>
+    /// <c>aspire publish</c>'s output: a Helm chart whose service pods are hardened, with the gateway's autoscaler and
+    /// the registry's artifact claim. Publishing builds the projects' container images, hence the container runtime.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "RequiresContainerRuntime")]
+    public async Task Publishing_writes_a_helm_chart_with_hardened_pods_an_autoscaler_and_persistent_claims()
+    {
+        var output = Directory.CreateTempSubdirectory("goblin-chart-").FullName;
+        var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>(["--operation", "publish", "--step", "publish", "--output-path", output]);
+        appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.RequiredSecrets))
+        {
+            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        }
+
+        await using var app = await appHost.BuildAsync();
+        using var cts = new CancellationTokenSource(StartTimeout);
+        await app.RunAsync(cts.Token);
+
+        Assert.True(File.Exists(Path.Combine(output, "Chart.yaml")));
+        Assert.Contains("name: goblinaspire", await File.ReadAllTextAsync(Path.Combine(output, "Chart.yaml"), cts.Token), StringComparison.Ordinal);
+        foreach (var service in PlatformResources.Services)
+        {
+            var deployment = await File.ReadAllTextAsync(Path.Combine(output, "templates", service, "deployment.yaml"), cts.Token);
+            foreach (var expected in new[] { "runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "mountPath: /tmp", "path: /alive", "path: /health", "requests:", "limits:" })
+            {
+                Assert.Contains(expected, deployment, StringComparison.Ordinal);
+            }
+        }
+
+        var templates = Directory.EnumerateFiles(Path.Combine(output, "templates"), "*.yaml", SearchOption.AllDirectories).Select(File.ReadAllText).ToList();
+        Assert.Contains(templates, t => t.Contains("kind: HorizontalPodAutoscaler", StringComparison.Ordinal) && t.Contains("gateway-deployment", StringComparison.Ordinal));
+        Assert.Contains(templates, t => t.Contains("kind: PersistentVolumeClaim", StringComparison.Ordinal) && t.Contains("modelregistry-artifacts", StringComparison.Ordinal));
+        Assert.DoesNotContain(templates, t => t.Contains("vllm", StringComparison.Ordinal));
     }
 }

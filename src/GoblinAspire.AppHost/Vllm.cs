@@ -1,0 +1,96 @@
+using System.Text.RegularExpressions;
+using GoblinAspire.ServiceDefaults;
+
+/// <summary>
+/// vLLM's OpenAI server for goblin-chat, added only when <c>Parameters:gpu</c> is true. The model is fetched once by a
+/// download step into a Hugging Face cache volume, at a revision pinned to a commit SHA; the server then runs offline
+/// (<c>HF_HUB_OFFLINE=1</c>), so what it serves cannot change under it. Its flags are parameters with the design notes'
+/// defaults: 0.65 of GPU memory, a 32 768-token context, 3 sequences at once, an fp8 KV cache.
+/// </summary>
+internal static partial class Vllm
+{
+    /// <summary>A released tag, never <c>latest</c>: vLLM changes flag behaviour between releases.</summary>
+    public const string Image = "vllm/vllm-openai";
+    public const string Tag = "v0.11.0";
+    private const string Cache = "/root/.cache/huggingface";
+
+    public static IResourceBuilder<ContainerResource>? AddVllmWhenGpuPresent(this IDistributedApplicationBuilder builder)
+    {
+        if (!bool.TryParse(builder.Configuration["Parameters:gpu"], out var gpu) || !gpu)
+        {
+            return null;
+        }
+
+        var model = builder.Configuration["Parameters:vllm-model"] ?? "Qwen/Qwen2.5-7B-Instruct";
+        var revision = builder.Configuration["Parameters:vllm-revision"];
+        if (revision is null || !CommitSha().IsMatch(revision))
+        {
+            throw new InvalidOperationException("Parameters:gpu is true, so Parameters:vllm-revision must pin the model to a 40-character commit SHA of its Hugging Face repository.");
+        }
+
+        var hfToken = builder.AddParameter("hf-token", secret: true);
+        var gpuMemory = builder.AddParameter("vllm-gpu-memory-utilization", "0.65", publishValueAsDefault: true);
+        var maxModelLength = builder.AddParameter("vllm-max-model-len", "32768", publishValueAsDefault: true);
+        var maxSequences = builder.AddParameter("vllm-max-num-seqs", "3", publishValueAsDefault: true);
+        var kvCacheType = builder.AddParameter("vllm-kv-cache-dtype", "fp8", publishValueAsDefault: true);
+
+        var vllm = builder.AddContainer(PlatformResources.Vllm, Image, Tag)
+            .WithVolume(CacheVolume, Cache)
+            .WithEnvironment("HF_HUB_OFFLINE", "1")
+            .WithArgs(
+                "--model", model,
+                "--revision", revision,
+                "--served-model-name", PlatformResources.ChatModel)
+            .WithArgs(context =>
+            {
+                context.Args.Add("--gpu-memory-utilization");
+                context.Args.Add(gpuMemory.Resource);
+                context.Args.Add("--max-model-len");
+                context.Args.Add(maxModelLength.Resource);
+                context.Args.Add("--max-num-seqs");
+                context.Args.Add(maxSequences.Resource);
+                context.Args.Add("--kv-cache-dtype");
+                context.Args.Add(kvCacheType.Resource);
+            })
+            .WithHttpEndpoint(targetPort: 8000, name: PlatformResources.HttpEndpoint)
+            .WithHttpHealthCheck("/health")
+            .WithContainerRuntimeArgs("--gpus", "all", "--ipc", "host")
+            .PublishOnGpuNode(DownloadCommand(model, revision));
+
+        if (!builder.ExecutionContext.IsPublishMode)
+        {
+            // Locally a one-shot container; in Kubernetes the same command is the pod's init container.
+            var download = builder.AddContainer($"{PlatformResources.Vllm}-download", Image, Tag)
+                .WithEntrypoint(DownloadCommand(model, revision)[0])
+                .WithArgs(DownloadCommand(model, revision)[1..])
+                .WithEnvironment("HF_TOKEN", hfToken)
+                .WithVolume(CacheVolume, Cache);
+            vllm.WaitForCompletion(download);
+        }
+
+        return vllm;
+    }
+
+    public const string CacheVolume = "huggingface-cache";
+
+    public static string CachePath => Cache;
+
+    private static string[] DownloadCommand(string model, string revision) => ["huggingface-cli", "download", model, "--revision", revision];
+
+    /// <summary>
+    /// The gateway's first provider for goblin-chat, ahead of the ChatFallback (priority 100 in its appsettings). The
+    /// gateway does not wait for vLLM: while the model loads, the ChatFallback answers.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithVllmProvider(this IResourceBuilder<ProjectResource> gateway, IResourceBuilder<ContainerResource> vllm) =>
+        gateway
+            .WithReference(vllm.GetEndpoint(PlatformResources.HttpEndpoint))
+            .WithEnvironment("Gateway__Providers__1__Name", PlatformResources.Vllm)
+            .WithEnvironment("Gateway__Providers__1__Kind", "openai")
+            .WithEnvironment("Gateway__Providers__1__BaseUrl", PlatformResources.ServiceUri(PlatformResources.Vllm).AbsoluteUri)
+            .WithEnvironment("Gateway__Providers__1__Priority", "0")
+            .WithEnvironment("Gateway__Providers__1__Models__0__Name", PlatformResources.ChatModel)
+            .WithEnvironment("Gateway__Providers__1__Models__0__ContextLength", "32768");
+
+    [GeneratedRegex("^[0-9a-f]{40}$")]
+    private static partial Regex CommitSha();
+}
