@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using GoblinAspire.ServiceDefaults;
@@ -81,7 +82,8 @@ public sealed class LocalPlatform : IAsyncDisposable
     private readonly Action<OutputLine> _output;
     private readonly Dictionary<string, int> _ports = new(StringComparer.Ordinal);
     private readonly List<string> _portOrder = [];
-    private readonly Dictionary<string, ServiceInstance?> _instances = new(StringComparer.Ordinal);
+    // Written by the launches of one start wave at once, read by the exit watchers.
+    private readonly ConcurrentDictionary<string, ServiceInstance?> _instances = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string Service, Dictionary<string, string> Environment)> _launches = new(StringComparer.Ordinal);
     private readonly List<string> _failures = [];
     private readonly CancellationTokenSource _stopping = new();
