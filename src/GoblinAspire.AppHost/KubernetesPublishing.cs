@@ -120,7 +120,7 @@ internal static class KubernetesPublishing
             var pod = service.Workload!.PodTemplate.Spec;
             var fetch = new ContainerV1 { Name = "download", Image = $"{Vllm.Image}:{Vllm.Tag}" };
             fetch.Command.AddRange(download);
-            fetch.VolumeMounts.Add(new VolumeMountV1 { Name = Vllm.CacheVolume, MountPath = Vllm.CachePath });
+            fetch.VolumeMounts.Add(new VolumeMountV1 { Name = Vllm.CacheVolume, MountPath = Vllm.Cache });
             fetch.SecurityContext = new SecurityContextV1 { AllowPrivilegeEscalation = false };
             pod.InitContainers.Add(fetch);
             pod.NodeSelector["nvidia.com/gpu.present"] = "true";

@@ -12,7 +12,7 @@ internal static partial class Vllm
     /// <summary>A released tag, never <c>latest</c>: vLLM changes flag behaviour between releases.</summary>
     public const string Image = "vllm/vllm-openai";
     public const string Tag = "v0.11.0";
-    private const string Cache = "/root/.cache/huggingface";
+    public const string Cache = "/root/.cache/huggingface";
 
     public static IResourceBuilder<ContainerResource>? AddVllmWhenGpuPresent(this IDistributedApplicationBuilder builder)
     {
@@ -72,8 +72,6 @@ internal static partial class Vllm
     }
 
     public const string CacheVolume = "huggingface-cache";
-
-    public static string CachePath => Cache;
 
     private static string[] DownloadCommand(string model, string revision) => ["huggingface-cli", "download", model, "--revision", revision];
 

@@ -219,9 +219,6 @@ public sealed class LocalPlatform : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    /// <summary>Every service instance, by name, with the instance's own environment.</summary>
-    public IReadOnlyDictionary<string, string> EnvironmentOf(string service, int replica = 0) => _launches[InstanceName(service, replica)].Environment;
-
     private static string InstanceName(string service, int replica) => service == PlatformResources.Gateway ? $"{service}-{replica}" : service;
 
     /// <summary>Services grouped by when they can start: a service comes after every service it references.</summary>
@@ -430,29 +427,43 @@ public sealed class LocalPlatform : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops what a killed host left running on this data folder: children marked with it, and its PostgreSQL.</summary>
     private async Task StopLeftoversAsync(CancellationToken cancellationToken)
     {
-        foreach (var pid in MarkedProcesses(DataDirectory))
+        foreach (var leftover in await StopLeftoversAsync(DataDirectory, cancellationToken))
         {
-            Report($"stopping process {pid}, left running by an earlier host on this data folder");
+            Report($"stopped {leftover}, left running by an earlier host on this data folder");
+        }
+    }
+
+    /// <summary>
+    /// Stops what a killed host left running on <paramref name="dataDirectory"/>: children marked with it, and its
+    /// PostgreSQL server. Returns what it stopped.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> StopLeftoversAsync(string dataDirectory, CancellationToken cancellationToken = default)
+    {
+        var stopped = new List<string>();
+        foreach (var pid in MarkedProcesses(dataDirectory))
+        {
             try
             {
                 using var leftover = System.Diagnostics.Process.GetProcessById(pid);
                 leftover.Kill(entireProcessTree: true);
                 await leftover.WaitForExitAsync(cancellationToken);
+                stopped.Add($"process {pid}");
             }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
             {
             }
         }
 
-        var postgres = new LocalPostgres(Path.Combine(DataDirectory, "postgres"), 0, "", durable: true);
+        var postgres = new LocalPostgres(Path.Combine(dataDirectory, "postgres"), 0, "", durable: true);
         if (postgres.ServerProcessId() is not null)
         {
-            Report("stopping the PostgreSQL server left running by an earlier host on this data folder");
             await postgres.StopLeftoverAsync(cancellationToken);
+            stopped.Add("its PostgreSQL server");
         }
+
+        return stopped;
     }
 
     /// <summary>Processes whose environment carries <see cref="MarkerVariable"/> = <paramref name="dataDirectory"/>.</summary>

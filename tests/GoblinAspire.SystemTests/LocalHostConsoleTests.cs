@@ -82,20 +82,9 @@ public sealed partial class LocalHostConsoleTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var pid in LocalPlatform.MarkedProcesses(_data))
-        {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            process.Kill(entireProcessTree: true);
-        }
-
+        LocalPlatform.StopLeftoversAsync(_data).GetAwaiter().GetResult();
         try
         {
-            var postgres = new LocalPostgres(Path.Combine(_data, "postgres"), 0, "", durable: true);
-            if (postgres.ServerProcessId() is not null)
-            {
-                postgres.StopLeftoverAsync().GetAwaiter().GetResult();
-            }
-
             Directory.Delete(Path.GetDirectoryName(_data)!, recursive: true);
         }
         catch (IOException)
