@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: the same fast upstream measured directly, through a bare YARP proxy, and through the
 # gateway, side by side in one run, non-streaming and streaming, with wrk. Prints a markdown table for
-# docs/benchmarks.md. Usage: bench/gateway.sh [duration-seconds] [connections]
+# docs/benchmarks.md. Usage: [MODES="false true"] [CONNECTION_COUNTS="50 1"] [TARGETS="direct yarp gateway gateway+key"] \
+#   bench/gateway.sh [duration-seconds] [connections]; TARGETS may add gateway+key-no-limits (a key without limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-15}"
@@ -40,12 +41,17 @@ done
 key="$(curl -fs -X POST -H 'Authorization: Bearer bench-admin-key' -H 'Content-Type: application/json' \
   -d '{"name":"bench","rpm":1000000000,"tpm":1000000000,"max_parallel":100000}' "http://127.0.0.1:$gateway/admin/keys" | sed -E 's/.*"key":"([^"]+)".*/\1/')"
 
+# A key with no limits at all: the key check and accounting without the Redis admission, to split the two costs.
+plain_key="$(curl -fs -X POST -H 'Authorization: Bearer bench-admin-key' -H 'Content-Type: application/json' \
+  -d '{"name":"bench-no-limits"}' "http://127.0.0.1:$gateway/admin/keys" | sed -E 's/.*"key":"([^"]+)".*/\1/')"
+
 for stream in false true; do
-  for auth in none key; do
+  for auth in none key plainkey; do
     cat >"$work/post-$stream-$auth.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 $([ $auth = key ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $key\"")
+$([ $auth = plainkey ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $plain_key\"")
 wrk.body = '{"model":"bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write one sentence about foxes."}],"max_tokens":64,"temperature":0.7,"stream":$stream}'
 LUA
   done
@@ -64,11 +70,12 @@ echo "| --- | --- | --- | --- | --- | --- |"
 declare -A rps p50 p99
 for stream in ${MODES:-false true}; do
   for c in ${CONNECTION_COUNTS:-$connections 1}; do
-    for target in direct yarp gateway gateway+key; do
+    for target in ${TARGETS:-direct yarp gateway gateway+key}; do
       port=$upstream; auth=none
       [ $target = yarp ] && port=$yarp
       [ $target = gateway ] && port=$gateway
       [ $target = gateway+key ] && port=$gateway && auth=key
+      [ $target = gateway+key-no-limits ] && port=$gateway && auth=plainkey
       run $port $stream "$c" 3 $auth >/dev/null
       out="$(run $port $stream "$c" "$duration" $auth)"
       key="$stream-$c-$target"

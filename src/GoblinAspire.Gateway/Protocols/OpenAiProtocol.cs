@@ -72,7 +72,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
             }
 
             ReadStreamUsage(sseEvent, relay);
-            await relay.WriteAsync(sseEvent, flush: true, cancellationToken);
+            await relay.WriteAsync(sseEvent, flush: !events.HasBufferedEvent, cancellationToken);
         }
 
         if (!relay.Committed)

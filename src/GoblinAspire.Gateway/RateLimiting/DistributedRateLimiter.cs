@@ -72,7 +72,7 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
             try
             {
                 var keys = Keys(limits, window, "req", "tok", "par", "spend");
-                object[] arguments = [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, limits.BudgetUsd ?? -1m, reserveTokens, (long)_options.RateWindow.TotalMilliseconds];
+                RedisValue[] arguments = [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, (limits.BudgetUsd ?? -1m).ToString(System.Globalization.CultureInfo.InvariantCulture), reserveTokens, (long)_options.RateWindow.TotalMilliseconds];
                 var database = redis.GetDatabase();
                 var result = await EvaluateAsync(database, keys, arguments, cancellationToken);
                 if ((int)result[0] == 5)
@@ -117,7 +117,9 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
 
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys(lease.Limits, lease.Window, "tok", "par", "spend"), [correction, costUsd.ToString(System.Globalization.CultureInfo.InvariantCulture)]).WaitAsync(_options.RedisTimeout * 10);
+            // Nothing waits for the answer, so none is read: fire-and-forget keeps the release off every thread.
+            // It still goes down the same connection after the admission, so Redis applies the two in order.
+            await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys(lease.Limits, lease.Window, "tok", "par", "spend"), [correction, costUsd.ToString(System.Globalization.CultureInfo.InvariantCulture)], CommandFlags.FireAndForget);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -133,14 +135,8 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
         return (window, TimeSpan.FromMilliseconds(((window + 1) * length) - now));
     }
 
-    private async Task<RedisResult[]> EvaluateAsync(IDatabase database, RedisKey[] keys, object[] arguments, CancellationToken cancellationToken) =>
-        (RedisResult[])(await database.ScriptEvaluateAsync(AdmitScript, keys, arguments.Select(a => a switch
-        {
-            decimal d => (RedisValue)d.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            long l => (RedisValue)l,
-            int i => (RedisValue)i,
-            _ => (RedisValue)a.ToString(),
-        }).ToArray()).WaitAsync(_options.RedisTimeout, cancellationToken))!;
+    private async Task<RedisResult[]> EvaluateAsync(IDatabase database, RedisKey[] keys, RedisValue[] arguments, CancellationToken cancellationToken) =>
+        (RedisResult[])(await database.ScriptEvaluateAsync(AdmitScript, keys, arguments).WaitAsync(_options.RedisTimeout, cancellationToken))!;
 
     // One hash tag per key so all its counters live in one Redis Cluster slot, as a script requires.
     private static RedisKey[] Keys(RateLimits limits, long window, params string[] counters) =>

@@ -18,7 +18,9 @@ public sealed class SseReader(PipeReader reader)
     {
         if (_consumedTo is { } consumed)
         {
-            reader.AdvanceTo(consumed, _buffer.End);
+            // Examined only up to what was consumed: events already buffered behind it must come out now, not when
+            // the provider next sends something.
+            reader.AdvanceTo(consumed);
             _consumedTo = null;
         }
 
@@ -34,14 +36,28 @@ public sealed class SseReader(PipeReader reader)
 
             if (result.IsCompleted)
             {
-                reader.AdvanceTo(_buffer.End);
-                // A final event without its blank line still counts, as browsers treat it.
-                return _buffer.IsEmpty || IsWhitespace(_buffer) ? null : _buffer;
+                if (_buffer.IsEmpty || IsWhitespace(_buffer))
+                {
+                    reader.AdvanceTo(_buffer.End);
+                    return null;
+                }
+
+                // A final event without its blank line still counts, as browsers treat it. It stays unconsumed until
+                // the next call, so its bytes remain valid while the caller forwards them.
+                _consumedTo = _buffer.End;
+                return _buffer;
             }
 
             reader.AdvanceTo(_buffer.Start, _buffer.End);
         }
     }
+
+    /// <summary>
+    /// Whether a whole event is already buffered after the one last returned. A relay holds its flush while this is
+    /// true, so a burst the provider sent in one packet leaves in one write, and an event waiting on the provider is
+    /// never held back.
+    /// </summary>
+    public bool HasBufferedEvent => _consumedTo is { } consumed && TryFindEventEnd(_buffer.Slice(consumed), out _);
 
     /// <summary>The concatenated <c>data:</c> lines of an event (one leading space removed, lines joined by LF).</summary>
     public static byte[] Data(ReadOnlySequence<byte> sseEvent, out string? eventName)

@@ -48,6 +48,10 @@ public static class GoblinRedisExtensions
         named.GetSection("ConfigurationOptions").Bind(options);
         // The app must start, and recover by itself, while Redis is still coming up or briefly gone.
         options.AbortOnConnectFail = false;
+        if (!settings.UseDedicatedSocketThreads)
+        {
+            options.SocketManager = SocketManager.ThreadPool;
+        }
 
         builder.Services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
 
