@@ -23,10 +23,9 @@ var gatewayDb = postgres.AddDatabase(PlatformResources.GatewayDatabase);
 var registryDb = postgres.AddDatabase(PlatformResources.RegistryDatabase);
 var trainingDb = postgres.AddDatabase(PlatformResources.TrainingDatabase);
 
-var registrySigningKey = builder.AddParameter(PlatformSecrets.RegistrySigningKey.Parameter, secret: true);
 var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
     .WithReference(registryDb).WaitFor(registryDb)
-    .WithEnvironment(PlatformSecrets.RegistrySigningKey.Variable, registrySigningKey)
+    .WithTopologySecrets()
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
     .PublishAsHardenedService(cpu: "250m", memory: "512Mi", persistentFolder: ("ModelRegistry__ArtifactRoot", "artifacts", "50Gi"));
 
@@ -39,15 +38,15 @@ var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(Platfo
 builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
     .WithReference(trainingDb).WaitFor(trainingDb)
     .WithReference(modelRegistry).WaitFor(modelRegistry)
+    .WithTopologySecrets()
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
     .PublishAsHardenedService(cpu: "500m", memory: "512Mi", scratchFolder: "TrainingWorker__WorkDirectory");
 
-var gatewayAdminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, secret: true);
 var gateway = builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
     .WithReference(redis).WaitFor(redis)
     .WithReference(gatewayDb).WaitFor(gatewayDb)
     .WithReference(chatFallback).WaitFor(chatFallback)
-    .WithEnvironment(PlatformSecrets.GatewayAdminKey.Variable, gatewayAdminKey)
+    .WithTopologySecrets()
     .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
     .WithExternalHttpEndpoints()
     .WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas)
@@ -70,6 +69,34 @@ internal static class ServiceDefaultsPaths
 
 internal static class TopologyResourceBuilderExtensions
 {
+    /// <summary>
+    /// The secret parameters <see cref="PlatformTopology"/> gives this project, each as <c>AddParameter(…, secret: true)</c>.
+    /// An optional one (a cloud provider's key, a rented-GPU executor's key, the registry's encryption key) is composed,
+    /// with the settings that come with it, only where the operator gives it: in run mode when
+    /// <c>Parameters:{name}</c> has a value (user secrets or environment), at publish time when
+    /// <c>Parameters:{name}</c> is set at all, so a chart carries exactly the features its operator asked for.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithTopologySecrets(this IResourceBuilder<ProjectResource> project)
+    {
+        var builder = project.ApplicationBuilder;
+        foreach (var secret in PlatformTopology.For(project.Resource.Name).SecretParameters)
+        {
+            var given = builder.Configuration[$"Parameters:{secret.Parameter}"];
+            if (secret.Optional && (builder.ExecutionContext.IsRunMode ? string.IsNullOrEmpty(given) : given is null))
+            {
+                continue;
+            }
+
+            project.WithEnvironment(secret.Variable, builder.AddParameter(secret.Parameter, secret: true));
+            foreach (var (name, value) in secret.Settings)
+            {
+                project.WithEnvironment(name, value);
+            }
+        }
+
+        return project;
+    }
+
     /// <summary>The fixed settings <see cref="PlatformTopology"/> gives this project, e.g. the ChatFallback's registered model.</summary>
     public static IResourceBuilder<ProjectResource> WithTopologySettings(this IResourceBuilder<ProjectResource> project)
     {

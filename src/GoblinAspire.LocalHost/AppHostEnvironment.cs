@@ -8,7 +8,8 @@ public sealed record TelemetryExport(Uri Endpoint, string Protocol = "grpc", str
 
 /// <summary>
 /// The environment the AppHost gives one service, in Aspire's own formats: <c>ConnectionStrings__{name}</c>,
-/// <c>services__{service}__http__0</c>, the secrets and fixed settings of <see cref="PlatformTopology"/>, and
+/// <c>services__{service}__http__0</c>, the secrets and fixed settings of <see cref="PlatformTopology"/> (an optional
+/// secret only where <c>secret</c> returns a value), and
 /// <c>OTEL_*</c> (with the short export intervals Aspire uses in development).
 /// </summary>
 public static class AppHostEnvironment
@@ -19,7 +20,7 @@ public static class AppHostEnvironment
         Func<string, string> databaseConnectionString,
         string? redisConnectionString,
         Func<string, Uri> serviceEndpoint,
-        Func<PlatformSecret, string> secret,
+        Func<PlatformSecret, string?> secret,
         TelemetryExport? telemetry = null)
     {
         ArgumentNullException.ThrowIfNull(wiring);
@@ -47,9 +48,19 @@ public static class AppHostEnvironment
             environment[PlatformTopology.ServiceEndpointVariable(reference)] = serviceEndpoint(reference).AbsoluteUri.TrimEnd('/');
         }
 
-        foreach (var required in wiring.RequiredSecrets)
+        foreach (var parameter in wiring.SecretParameters)
         {
-            environment[required.Variable] = secret(required);
+            // An optional secret not given leaves its feature off, settings included, as the AppHost composes it.
+            if (secret(parameter) is not { } value)
+            {
+                continue;
+            }
+
+            environment[parameter.Variable] = value;
+            foreach (var (name, setting) in parameter.Settings)
+            {
+                environment[name] = setting;
+            }
         }
 
         foreach (var (name, value) in wiring.FixedSettings)

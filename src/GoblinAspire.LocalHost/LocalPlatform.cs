@@ -278,7 +278,8 @@ public sealed class LocalPlatform : IAsyncDisposable
                     database => databases[database],
                     Redis.ConnectionString,
                     reference => new Uri($"http://localhost:{_ports[InstanceName(reference, 0)]}"),
-                    secret => Secrets.GetOrCreate(secret.Parameter),
+                    // Optional secrets (cloud and rented-GPU keys, the encryption key) are the operator's to put there.
+                    secret => secret.Optional ? Secrets.Find(secret.Parameter) : Secrets.GetOrCreate(secret.Parameter),
                     _options.Telemetry);
                 environment[MarkerVariable] = DataDirectory;
                 foreach (var (service, setting, folder) in DataFolders.Where(d => d.Service == wiring.Name))

@@ -12,16 +12,19 @@ public sealed class SecretFolder(string directory)
 
     public string PathOf(string name) => Path.Combine(Directory, name);
 
+    /// <summary>A secret the operator put here (e.g. <c>vastai-api-key</c>); null when there is none.</summary>
+    public string? Find(string name)
+    {
+        var path = PathOf(name);
+        return File.Exists(path) && File.ReadAllText(path).Trim() is { Length: > 0 } existing ? existing : null;
+    }
+
     public string GetOrCreate(string name)
     {
         var path = PathOf(name);
-        if (File.Exists(path))
+        if (Find(name) is { } existing)
         {
-            var existing = File.ReadAllText(path).Trim();
-            if (existing.Length > 0)
-            {
-                return existing;
-            }
+            return existing;
         }
 
         System.IO.Directory.CreateDirectory(Directory);

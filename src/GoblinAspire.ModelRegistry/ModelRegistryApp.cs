@@ -27,6 +27,7 @@ public static class ModelRegistryApp
         builder.Services.AddSingleton<RegistryStore>();
         builder.AddValidatedOptions<StorageOptions, StorageOptionsValidator>(StorageOptions.SectionName);
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageKeysValidator>();
+        builder.Services.PostConfigure<StorageOptions>(storage => storage.AddKeysGivenByValue());
         builder.Services.AddSingleton<IObjectStore, LocalObjectStore>();
         builder.Services.AddSingleton<UploadSessions>();
         builder.Services.AddSingleton<UrlSigner>();

@@ -25,6 +25,9 @@ public static class PlatformResources
     /// </summary>
     public const string ChatModel = "goblin-chat";
 
+    /// <summary>The registry's bucket for MLflow artifacts, registered model files and training checkpoints.</summary>
+    public const string ArtifactBucket = "goblin-artifacts";
+
     /// <summary>The endpoint name Aspire gives a project's HTTP endpoint (<c>services__{name}__http__0</c>).</summary>
     public const string HttpEndpoint = "http";
 

@@ -75,7 +75,7 @@ public sealed class TrainingWorkerOptions
     public Uri? JobRegistryUrl { get; set; }
 
     [Required]
-    public string CheckpointBucket { get; set; } = "goblin-artifacts";
+    public string CheckpointBucket { get; set; } = GoblinAspire.ServiceDefaults.PlatformResources.ArtifactBucket;
 
     /// <summary>Variables of the worker's own environment a local job inherits; nothing else (the worker holds secrets).</summary>
     public List<string> InheritedEnvironment { get; set; } = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DOTNET_ROOT", "DOTNET_CLI_HOME", "DOTNET_NOLOGO", "DOTNET_CLI_TELEMETRY_OPTOUT", "DOTNET_SKIP_FIRST_TIME_EXPERIENCE"];

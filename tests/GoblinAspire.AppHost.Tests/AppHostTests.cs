@@ -15,7 +15,13 @@ public sealed class AppHostTests
     [Fact]
     public async Task Every_service_gets_the_connection_strings_and_endpoints_the_topology_requires()
     {
+        // Every optional secret set, as an operator who wants every feature publishes: each must arrive with its settings.
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>(["--publisher", "manifest", "--output-path", Path.GetTempPath()]);
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters))
+        {
+            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "";
+        }
+
         foreach (var wiring in PlatformTopology.Services)
         {
             var project = Assert.Single(appHost.Resources.OfType<ProjectResource>(), r => r.Name == wiring.Name);
@@ -35,9 +41,13 @@ public sealed class AppHostTests
                 Assert.Contains(PlatformTopology.ServiceEndpointVariable(reference), environment.Keys);
             }
 
-            foreach (var secret in wiring.RequiredSecrets)
+            foreach (var secret in wiring.SecretParameters)
             {
                 Assert.Contains(secret.Variable, environment.Keys);
+                foreach (var (name, value) in secret.Settings)
+                {
+                    Assert.Equal(value, environment[name]);
+                }
             }
 
             foreach (var (name, value) in wiring.FixedSettings)
@@ -53,7 +63,7 @@ public sealed class AppHostTests
     {
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>();
         appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.RequiredSecrets))
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters).Where(s => !s.Optional))
         {
             appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
         }
@@ -99,7 +109,7 @@ public sealed class AppHostTests
         var output = Directory.CreateTempSubdirectory("goblin-chart-").FullName;
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>(["--operation", "publish", "--step", "publish", "--output-path", output]);
         appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.RequiredSecrets))
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters).Where(s => !s.Optional))
         {
             appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
         }

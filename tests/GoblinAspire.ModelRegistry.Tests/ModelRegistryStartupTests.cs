@@ -29,4 +29,32 @@ public sealed class ModelRegistryStartupTests(PlatformServers servers)
         var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
         Assert.Contains("ArtifactRoot", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Keys_given_by_value_are_checked_at_start_without_echoing_them()
+    {
+        const string NotAKey = "bm90LWEtMzItYnl0ZS1rZXk=";
+        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, RegistryHost.Settings(servers.Postgres.ConnectionString(), new Dictionary<string, string?>
+        {
+            ["ModelRegistry__Storage__EncryptionKey"] = NotAKey,
+            ["ModelRegistry__Storage__RetiredEncryptionKeys"] = Convert.ToBase64String(new byte[32]) + ", " + NotAKey,
+        })));
+        var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Contains("ModelRegistry:Storage:EncryptionKey must be", error.Message, StringComparison.Ordinal);
+        Assert.Contains("RetiredEncryptionKeys: entry 2 must be", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(NotAKey, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_encrypted_bucket_whose_key_was_not_given_refuses_to_start()
+    {
+        // The AppHost composes encryption with an empty secret where the operator left it unset: never plaintext then.
+        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, RegistryHost.Settings(servers.Postgres.ConnectionString(), new Dictionary<string, string?>
+        {
+            ["ModelRegistry__Storage__EncryptionKey"] = "",
+            ["ModelRegistry__Storage__EncryptedBuckets__0"] = "goblin-artifacts",
+        })));
+        var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Contains("EncryptedBuckets needs an ActiveEncryptionKey", error.Message, StringComparison.Ordinal);
+    }
 }

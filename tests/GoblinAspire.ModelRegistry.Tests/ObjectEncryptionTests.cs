@@ -56,6 +56,38 @@ public sealed class ObjectEncryptionTests(PlatformServers servers)
     }
 
     [Fact]
+    public async Task Keys_given_by_value_rotate_by_moving_the_old_value_to_the_retired_list()
+    {
+        var database = await servers.Postgres.CreateDatabaseAsync("registry");
+        var root = Directory.CreateTempSubdirectory("goblin-encrypted-").FullName;
+        var plaintext = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("secret-weights ", 5_000)));
+        var firstId = "sha256-" + Convert.ToHexStringLower(SHA256.HashData(Convert.FromBase64String(FirstKey)))[..16];
+        var secondId = "sha256-" + Convert.ToHexStringLower(SHA256.HashData(Convert.FromBase64String(SecondKey)))[..16];
+
+        // As the AppHost's registry-encryption-key parameter gives it: a value and the bucket, no key id.
+        await using (var registry = await RegistryHost.StartAsync(servers, database, ByValue(root, FirstKey, retired: null)))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await registry.Host.Client.PutAsync("/api/2.0/mlflow-artifacts/artifacts/run/old.bin", new ByteArrayContent(plaintext))).StatusCode);
+            var record = await GcsApiTests.ReadAsync(await registry.Host.Client.GetAsync("/storage/v1/b/goblin-artifacts/o/run%2Fold.bin"), HttpStatusCode.OK);
+            Assert.EndsWith("/" + firstId, record.GetProperty("kmsKeyName").GetString(), StringComparison.Ordinal);
+        }
+
+        await using (var registry = await RegistryHost.StartAsync(servers, database, ByValue(root, SecondKey, retired: " " + FirstKey + " ,")))
+        {
+            Assert.Equal(plaintext, await registry.Host.Client.GetByteArrayAsync("/api/2.0/mlflow-artifacts/artifacts/run/old.bin"));
+            Assert.Equal(HttpStatusCode.OK, (await registry.Host.Client.PutAsync("/api/2.0/mlflow-artifacts/artifacts/run/new.bin", new ByteArrayContent(plaintext))).StatusCode);
+            var record = await GcsApiTests.ReadAsync(await registry.Host.Client.GetAsync("/storage/v1/b/goblin-artifacts/o/run%2Fnew.bin"), HttpStatusCode.OK);
+            Assert.EndsWith("/" + secondId, record.GetProperty("kmsKeyName").GetString(), StringComparison.Ordinal);
+        }
+
+        foreach (var data in Directory.EnumerateFiles(Path.Combine(root, "buckets"), "*", SearchOption.AllDirectories))
+        {
+            Assert.Equal(-1, File.ReadAllBytes(data).AsSpan().IndexOf("secret-weights"u8));
+            Assert.DoesNotContain(FirstKey, File.ReadAllText(data), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Mlflow_download_uris_and_the_production_call_hand_out_signed_urls()
     {
         await using var registry = await RegistryHost.StartAsync(servers);
@@ -80,6 +112,14 @@ public sealed class ObjectEncryptionTests(PlatformServers servers)
         var bytes = await plain.GetByteArrayAsync(download);
         Assert.Equal(production.GetProperty("sha256").GetString(), Convert.ToHexStringLower(SHA256.HashData(bytes)));
     }
+
+    private static Dictionary<string, string?> ByValue(string root, string key, string? retired) => new()
+    {
+        ["ModelRegistry__ArtifactRoot"] = root,
+        ["ModelRegistry__Storage__EncryptedBuckets__0"] = "goblin-artifacts",
+        ["ModelRegistry__Storage__EncryptionKey"] = key,
+        ["ModelRegistry__Storage__RetiredEncryptionKeys"] = retired,
+    };
 
     private static Dictionary<string, string?> Keys(string root, string active, params (string Id, string Key)[] keys)
     {

@@ -33,17 +33,33 @@ public sealed partial class AppHostWiringTests
         }
 
         Assert.Contains(".WithHttpHealthCheck(", chain, StringComparison.Ordinal);
-        foreach (var secret in wiring.RequiredSecrets)
+        if (wiring.SecretParameters.Count > 0)
         {
-            var constant = typeof(PlatformSecrets).GetFields().Single(f => Equals(f.GetValue(null), secret)).Name;
-            Assert.True(chain.Contains($".WithEnvironment(PlatformSecrets.{constant}.Variable, ", StringComparison.Ordinal), $"{service} needs the secret {secret.Parameter} as {secret.Variable}");
-            Assert.Matches($@"AddParameter\(PlatformSecrets\.{constant}\.Parameter,\s*secret:\s*true\)", Source);
+            Assert.True(chain.Contains(".WithTopologySecrets()", StringComparison.Ordinal), $"{service} needs its secrets: {string.Join(", ", wiring.SecretParameters.Select(s => s.Parameter))}");
         }
 
         if (wiring.FixedSettings.Count > 0)
         {
             Assert.True(chain.Contains(".WithTopologySettings()", StringComparison.Ordinal), $"{service} needs its fixed settings: {string.Join(", ", wiring.FixedSettings.Keys)}");
         }
+    }
+
+    [Fact]
+    public void Topology_secrets_become_secret_parameters_with_their_settings()
+    {
+        var extension = Source[Source.IndexOf("WithTopologySecrets(this", StringComparison.Ordinal)..];
+        extension = extension[..extension.IndexOf("return project;", StringComparison.Ordinal)];
+        Assert.Matches(@"WithEnvironment\(secret\.Variable,\s*builder\.AddParameter\(secret\.Parameter,\s*secret:\s*true\)\)", extension);
+        Assert.Contains("secret.Settings", extension, StringComparison.Ordinal);
+        Assert.Contains("secret.Optional", extension, StringComparison.Ordinal);
+
+        // One parameter each, one variable each, and no secret among another's fixed settings.
+        var secrets = PlatformTopology.Services.SelectMany(s => s.SecretParameters).ToList();
+        Assert.Equal(secrets.Count, secrets.Select(s => s.Parameter).Distinct().Count());
+        Assert.Equal(secrets.Count, secrets.Select(s => s.Variable).Distinct().Count());
+        var settings = PlatformTopology.Services.SelectMany(s => s.FixedSettings.Keys).Concat(secrets.SelectMany(s => s.Settings.Keys)).ToList();
+        Assert.Empty(settings.Intersect(secrets.Select(s => s.Variable)));
+        Assert.All(typeof(PlatformSecrets).GetFields().Select(f => (PlatformSecret)f.GetValue(null)!), secret => Assert.Contains(secret, secrets));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.ModelRegistry.Objects;
@@ -10,7 +11,7 @@ public sealed class StorageOptions
 
     /// <summary>The bucket MLflow artifacts and registered model files live in; created at start.</summary>
     [Required]
-    public string ArtifactBucket { get; set; } = "goblin-artifacts";
+    public string ArtifactBucket { get; set; } = GoblinAspire.ServiceDefaults.PlatformResources.ArtifactBucket;
 
     /// <summary>Buckets whose new objects are encrypted with <see cref="ActiveEncryptionKey"/> (the artifact bucket may be one).</summary>
     public string[] EncryptedBuckets { get; set; } = [];
@@ -20,6 +21,16 @@ public sealed class StorageOptions
 
     /// <summary>The key new objects in encrypted buckets are written with.</summary>
     public string? ActiveEncryptionKey { get; set; }
+
+    /// <summary>
+    /// A secret (the AppHost's <c>registry-encryption-key</c>): the active key given by value alone. Its id is its
+    /// <see cref="Fingerprint"/>, so rotating means moving the old value to <see cref="RetiredEncryptionKeys"/> and
+    /// giving the new one here; no id has to be chosen or kept in step. Empty counts as not given.
+    /// </summary>
+    public string? EncryptionKey { get; set; }
+
+    /// <summary>A secret: earlier keys by value, comma-separated. What they wrote stays readable; nothing new uses them.</summary>
+    public string? RetiredEncryptionKeys { get; set; }
 
     /// <summary>The access id in signed URLs' <c>X-Goog-Credential</c>.</summary>
     [Required]
@@ -38,6 +49,41 @@ public sealed class StorageOptions
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan UploadSessionLifetime { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>The id a key given by value gets: a short SHA-256 fingerprint, which names the key without revealing it.</summary>
+    public static string Fingerprint(ReadOnlySpan<byte> key) => "sha256-" + Convert.ToHexStringLower(SHA256.HashData(key))[..16];
+
+    /// <summary>
+    /// Adds the keys given by value (<see cref="EncryptionKey"/>, <see cref="RetiredEncryptionKeys"/>) to
+    /// <see cref="EncryptionKeys"/> under their fingerprints, and makes <see cref="EncryptionKey"/> the active one.
+    /// Values that are not AES-256 keys are left out; <see cref="StorageKeysValidator"/> reports them.
+    /// </summary>
+    public void AddKeysGivenByValue()
+    {
+        foreach (var retired in Split(RetiredEncryptionKeys))
+        {
+            if (Decode(retired) is { } key)
+            {
+                EncryptionKeys[Fingerprint(key)] = retired;
+            }
+        }
+
+        if (!string.IsNullOrWhiteSpace(EncryptionKey) && Decode(EncryptionKey.Trim()) is { } active)
+        {
+            var id = Fingerprint(active);
+            EncryptionKeys[id] = EncryptionKey.Trim();
+            ActiveEncryptionKey = id;
+        }
+    }
+
+    internal static IEnumerable<string> Split(string? keys) =>
+        (keys ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    internal static byte[]? Decode(string value)
+    {
+        var key = new byte[48];
+        return Convert.TryFromBase64String(value, key, out var length) && length == 32 ? key[..32] : null;
+    }
+
     public byte[]? Key(string? keyId) =>
         keyId is not null && EncryptionKeys.TryGetValue(keyId, out var value) ? Convert.FromBase64String(value) : null;
 }
@@ -53,6 +99,20 @@ public sealed class StorageKeysValidator : IValidateOptions<StorageOptions>
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
         Span<byte> key = stackalloc byte[48];
+        if (!string.IsNullOrWhiteSpace(options.EncryptionKey) && StorageOptions.Decode(options.EncryptionKey.Trim()) is null)
+        {
+            failures.Add("ModelRegistry:Storage:EncryptionKey must be the base64 of exactly 32 bytes.");
+        }
+
+        var retired = StorageOptions.Split(options.RetiredEncryptionKeys).ToList();
+        for (var i = 0; i < retired.Count; i++)
+        {
+            if (StorageOptions.Decode(retired[i]) is null)
+            {
+                failures.Add($"ModelRegistry:Storage:RetiredEncryptionKeys: entry {i + 1} must be the base64 of exactly 32 bytes.");
+            }
+        }
+
         foreach (var (id, value) in options.EncryptionKeys)
         {
             if (!Convert.TryFromBase64String(value, key, out var length) || length != 32)
