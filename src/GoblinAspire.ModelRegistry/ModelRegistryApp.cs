@@ -1,6 +1,8 @@
 using GoblinAspire.ModelRegistry.Api;
 using GoblinAspire.ModelRegistry.Api.Gcs;
 using GoblinAspire.ModelRegistry.Objects;
+using GoblinAspire.ModelRegistry.Objects.Gcs;
+using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using GoblinAspire.ModelRegistry.Artifacts;
 using GoblinAspire.ModelRegistry.Operations;
@@ -28,7 +30,32 @@ public static class ModelRegistryApp
         builder.AddValidatedOptions<StorageOptions, StorageOptionsValidator>(StorageOptions.SectionName);
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageKeysValidator>();
         builder.Services.PostConfigure<StorageOptions>(storage => storage.AddKeysGivenByValue());
-        builder.Services.AddSingleton<IObjectStore, LocalObjectStore>();
+        if (builder.Configuration[$"{StorageOptions.SectionName}:Backend"] == "gcs")
+        {
+            builder.AddValidatedOptions<GcsBackendOptions, GcsBackendOptionsValidator>(GcsBackendOptions.SectionName);
+            builder.Services.AddSingleton<IValidateOptions<GcsBackendOptions>, GcsBackendOptionsChecks>();
+            builder.Services.AddSingleton<GoogleAccessTokens>();
+            builder.Services.AddSingleton<IObjectStore, GcsObjectStore>();
+            // Metadata calls: the standard handler retries reads only (never POST, PATCH, PUT or DELETE). Media streams
+            // are never retried by a handler: an upload resumes from the offset GCS confirms instead.
+#pragma warning disable EXTEXP0001 // Experimental, but the supported way to opt one client out of ConfigureHttpClientDefaults.
+            builder.Services.AddHttpClient(GcsObjectStore.JsonClient)
+                .RemoveAllResilienceHandlers()
+                .AddStandardResilienceHandler(resilience =>
+                {
+                    resilience.Retry.DisableForUnsafeHttpMethods();
+                    resilience.AttemptTimeout.Timeout = TimeSpan.FromSeconds(60);
+                    resilience.TotalRequestTimeout.Timeout = TimeSpan.FromMinutes(3);
+                    resilience.CircuitBreaker.SamplingDuration = TimeSpan.FromMinutes(2);
+                });
+            builder.Services.AddHttpClient(GcsObjectStore.MediaClient, client => client.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+        }
+        else
+        {
+            builder.Services.AddSingleton<IObjectStore, LocalObjectStore>();
+        }
+
         builder.Services.AddSingleton<UploadSessions>();
         builder.Services.AddSingleton<UrlSigner>();
         builder.Services.AddSingleton<BucketArtifactStore>();

@@ -11,17 +11,27 @@ using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.ModelRegistry.Tests;
 
-/// <summary>The GCS JSON API as the official clients use it, over HTTP against a real registry.</summary>
+/// <summary>
+/// The GCS JSON API as the official clients use it, over HTTP against a real registry on its local backend.
+/// <see cref="GcsBackendApiTests"/> runs every one of these again with the registry on its GCS backend.
+/// </summary>
 [Collection(PlatformServers.Collection)]
-public sealed class GcsApiTests(PlatformServers servers) : IAsyncLifetime
+public class GcsApiTests(PlatformServers servers) : IAsyncLifetime
 {
     private RegistryHost _registry = null!;
 
+    protected PlatformServers Servers => servers;
+
     private HttpClient Http => _registry.Host.Client;
 
-    public async Task InitializeAsync() => _registry = await RegistryHost.StartAsync(servers);
+    /// <summary>The folder the stored objects' files are in (the registry's own, or its GCS stand-in's).</summary>
+    protected virtual string StoredObjectsRoot => _registry.Host.Services.GetRequiredService<IOptions<ModelRegistryOptions>>().Value.ArtifactRoot;
 
-    public async Task DisposeAsync() => await _registry.DisposeAsync();
+    public async Task InitializeAsync() => _registry = await StartRegistryAsync();
+
+    public virtual async Task DisposeAsync() => await _registry.DisposeAsync();
+
+    protected virtual Task<RegistryHost> StartRegistryAsync() => RegistryHost.StartAsync(servers);
 
     [Fact]
     public async Task Buckets_are_created_listed_fetched_and_deleted_in_gcs_shape()
@@ -395,7 +405,7 @@ public sealed class GcsApiTests(PlatformServers servers) : IAsyncLifetime
 
     private void FlipStoredByte(string bucket, string name, long offset)
     {
-        var root = _registry.Host.Services.GetRequiredService<IOptions<ModelRegistryOptions>>().Value.ArtifactRoot;
+        var root = StoredObjectsRoot;
         var record = Directory.EnumerateFiles(Path.Combine(root, "buckets", bucket, "objects")).Single(f => File.ReadAllText(f).Contains($"\"name\":\"{name}\"", StringComparison.Ordinal));
         var dataFile = JsonDocument.Parse(File.ReadAllText(record)).RootElement.GetProperty("dataFile").GetString()!;
         using var file = File.Open(Path.Combine(root, "buckets", bucket, "data", dataFile), FileMode.Open, FileAccess.ReadWrite);

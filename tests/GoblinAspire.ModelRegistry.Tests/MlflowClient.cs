@@ -69,11 +69,16 @@ public sealed class RegistryHost : IAsyncDisposable
 
     public const string SigningSecret = "test-signing-secret-0123456789abcdef";
 
-    public static async Task<RegistryHost> StartAsync(PlatformServers servers, string? connectionString = null, IReadOnlyDictionary<string, string?>? settings = null)
+    /// <param name="configure">Adds to the registry's services before it is built (a stand-in's front door, say).</param>
+    public static async Task<RegistryHost> StartAsync(PlatformServers servers, string? connectionString = null, IReadOnlyDictionary<string, string?>? settings = null, Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(servers);
         var database = connectionString ?? await servers.Postgres.CreateDatabaseAsync("registry");
-        var app = ModelRegistryApp.Build([], builder => TestWebHost.Configure(builder, Settings(database, settings)));
+        var app = ModelRegistryApp.Build([], builder =>
+        {
+            TestWebHost.Configure(builder, Settings(database, settings));
+            configure?.Invoke(builder);
+        });
         return new RegistryHost(await TestWebHost.StartAsync(app));
     }
 

@@ -25,6 +25,13 @@ public sealed class GcsException : Exception
     {
     }
 
+    public GcsException(int statusCode, string reason, string message, Exception innerException)
+        : base(message, innerException)
+    {
+        StatusCode = statusCode;
+        Reason = reason;
+    }
+
     public GcsException(string message, Exception innerException)
         : base(message, innerException)
     {

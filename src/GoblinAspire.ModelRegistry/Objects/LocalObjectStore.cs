@@ -143,15 +143,7 @@ public sealed class LocalObjectStore : IObjectStore
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(preconditions);
         var digests = await pending.Writer.CompleteAsync(cancellationToken);
-        if (declared?.Md5Base64 is { } md5 && md5 != digests.Md5Base64)
-        {
-            throw GcsException.Invalid($"Provided MD5 hash \"{md5}\" doesn't match calculated MD5 hash \"{digests.Md5Base64}\".");
-        }
-
-        if (declared?.Crc32CBase64 is { } crc && crc != digests.Crc32CBase64)
-        {
-            throw GcsException.Invalid($"Provided CRC32C \"{crc}\" doesn't match calculated CRC32C \"{digests.Crc32CBase64}\".");
-        }
+        declared?.Verify(digests);
 
         await pending.File.DisposeAsync();
         var state = Bucket(pending.Bucket);

@@ -100,7 +100,23 @@ public sealed record Preconditions(long? IfGenerationMatch = null, long? IfGener
 }
 
 /// <summary>Hashes a client declared for its upload; the upload fails if the bytes disagree.</summary>
-public sealed record DeclaredHashes(string? Md5Base64, string? Crc32CBase64);
+public sealed record DeclaredHashes(string? Md5Base64, string? Crc32CBase64)
+{
+    /// <summary>Throws 400 as GCS words it when a declared hash is not the bytes' own.</summary>
+    public void Verify(ObjectDigests digests)
+    {
+        ArgumentNullException.ThrowIfNull(digests);
+        if (Md5Base64 is { } md5 && md5 != digests.Md5Base64)
+        {
+            throw GcsException.Invalid($"Provided MD5 hash \"{md5}\" doesn't match calculated MD5 hash \"{digests.Md5Base64}\".");
+        }
+
+        if (Crc32CBase64 is { } crc && crc != digests.Crc32CBase64)
+        {
+            throw GcsException.Invalid($"Provided CRC32C \"{crc}\" doesn't match calculated CRC32C \"{digests.Crc32CBase64}\".");
+        }
+    }
+}
 
 public sealed record ObjectListQuery(string? Prefix, string? Delimiter, string? StartOffset, string? EndOffset, string? PageToken, int MaxResults, bool IncludeTrailingDelimiter = false);
 

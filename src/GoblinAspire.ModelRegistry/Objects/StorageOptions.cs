@@ -9,6 +9,14 @@ public sealed class StorageOptions
 {
     public const string SectionName = "ModelRegistry:Storage";
 
+    /// <summary>
+    /// Where buckets and objects live: <c>local</c> (a folder under the artifact root; the default) or <c>gcs</c>
+    /// (Google Cloud Storage, configured under <c>ModelRegistry:Storage:Gcs</c>).
+    /// </summary>
+    [Required]
+    [RegularExpression("^(local|gcs)$")]
+    public string Backend { get; set; } = "local";
+
     /// <summary>The bucket MLflow artifacts and registered model files live in; created at start.</summary>
     [Required]
     public string ArtifactBucket { get; set; } = GoblinAspire.ServiceDefaults.PlatformResources.ArtifactBucket;
