@@ -66,6 +66,17 @@ ms() { # wrk latency value (us, ms or s) → milliseconds
   awk -v v="$1" 'BEGIN { n=v; sub(/[a-z]+$/, "", n); if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'
 }
 
+# Steady state first: the gateway's tiered JIT (with dynamic PGO) keeps recompiling hot paths for about a minute
+# after start, on the same two cores. Each proxy is driven in both modes before anything is measured.
+for stream in ${MODES:-false true}; do
+  for target in yarp gateway gateway+key; do
+    port=$yarp auth=none
+    [ $target = gateway ] && port=$gateway
+    [ $target = gateway+key ] && port=$gateway && auth=key
+    run $port $stream 8 "${WARMUP:-10}" $auth >/dev/null
+  done
+done
+
 echo "| mode | connections | target | requests/s | p50 ms | p99 ms |"
 echo "| --- | --- | --- | --- | --- | --- |"
 declare -A rps p50 p99
