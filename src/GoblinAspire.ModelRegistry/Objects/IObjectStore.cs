@@ -66,6 +66,14 @@ public sealed class PendingObject : IAsyncDisposable
 
     internal bool Committed { get; set; }
 
+    /// <summary>Finishes the bytes (flushed to disk) and checks them against what the client declared; 400 if they differ.</summary>
+    public async Task<ObjectDigests> CompleteAsync(DeclaredHashes? declared, CancellationToken cancellationToken)
+    {
+        var digests = await Writer.CompleteAsync(cancellationToken);
+        declared?.Verify(digests);
+        return digests;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Writer.Dispose();

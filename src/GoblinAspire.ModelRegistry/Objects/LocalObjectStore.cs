@@ -142,8 +142,7 @@ public sealed class LocalObjectStore : IObjectStore
         ArgumentNullException.ThrowIfNull(pending);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(preconditions);
-        var digests = await pending.Writer.CompleteAsync(cancellationToken);
-        declared?.Verify(digests);
+        var digests = await pending.CompleteAsync(declared, cancellationToken);
 
         await pending.File.DisposeAsync();
         var state = Bucket(pending.Bucket);

@@ -261,7 +261,7 @@ public sealed class ObjectCorruptedException : IOException
 /// Reads a byte range of an object's plaintext from its frames. Each frame is verified (or authenticated and
 /// decrypted) as a whole before any of its bytes are returned.
 /// </summary>
-public sealed class FrameReadStream : Stream
+public sealed class FrameReadStream : ForwardReadStream
 {
     private readonly Stream _file;
     private readonly long _size;
@@ -289,19 +289,9 @@ public sealed class FrameReadStream : Stream
         _stored = new byte[ObjectFrames.FrameSize + ObjectFrames.Overhead(encrypted)];
     }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => _end - _position;
 
-    public override long Position
-    {
-        get => _position;
-        set => throw new NotSupportedException();
-    }
+    protected override long BytesRead => _position;
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -322,8 +312,6 @@ public sealed class FrameReadStream : Stream
         _position += take;
         return take;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     private async Task LoadFrameAsync(long index, CancellationToken cancellationToken)
     {
@@ -384,16 +372,6 @@ public sealed class FrameReadStream : Stream
         _frameIndex = index;
         _frameLength = plainLength;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

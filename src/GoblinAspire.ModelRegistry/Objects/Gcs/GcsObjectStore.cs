@@ -154,8 +154,7 @@ public sealed class GcsObjectStore : IObjectStore
         ArgumentNullException.ThrowIfNull(pending);
         ArgumentNullException.ThrowIfNull(attributes);
         ArgumentNullException.ThrowIfNull(preconditions);
-        var digests = await pending.Writer.CompleteAsync(cancellationToken);
-        declared?.Verify(digests);
+        var digests = await pending.CompleteAsync(declared, cancellationToken);
         RefuseReservedMetadata(attributes.Metadata);
 
         var metadata = Json(writer =>

@@ -5,24 +5,14 @@ namespace GoblinAspire.ModelRegistry.Objects.Gcs;
 /// CRC-32C. Short or altered bytes end the read with an error before the last byte is handed out, so a client's
 /// download fails instead of ending quietly with wrong content.
 /// </summary>
-internal sealed class VerifiedDownloadStream(HttpResponseMessage response, Stream body, long expectedLength, string? expectedCrc32C) : Stream
+internal sealed class VerifiedDownloadStream(HttpResponseMessage response, Stream body, long expectedLength, string? expectedCrc32C) : ForwardReadStream
 {
     private readonly Crc32C? _crc = expectedCrc32C is null ? null : new Crc32C();
     private long _read;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => expectedLength;
 
-    public override long Position
-    {
-        get => _read;
-        set => throw new NotSupportedException();
-    }
+    protected override long BytesRead => _read;
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -56,18 +46,6 @@ internal sealed class VerifiedDownloadStream(HttpResponseMessage response, Strea
 
         return read;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
