@@ -21,6 +21,7 @@ public static class ModelRegistryApp
         configure?.Invoke(builder);
 
         builder.AddServiceDefaults();
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, GoblinAspire.ModelRegistry.Hosting.LargeBlockMemoryPoolFactory>();
         builder.AddGoblinNpgsql(PlatformResources.RegistryDatabase);
         builder.AddSchemaMigrations(PlatformResources.RegistryDatabase, typeof(ModelRegistryApp).Assembly);
         builder.AddValidatedOptions<ModelRegistryOptions, ModelRegistryOptionsValidator>(ModelRegistryOptions.SectionName);
