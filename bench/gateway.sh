@@ -13,10 +13,7 @@ source bench/postgres.sh
 
 for project in bench/GoblinAspire.Bench src/GoblinAspire.Gateway; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 work="$(mktemp -d)"
-pids=()
-# The gateway drains its usage records into PostgreSQL as it stops: wait for it before stopping PostgreSQL.
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 upstream=18081 yarp=18082 gateway=18083 redis=18084 pg_port=18085
 pg_start gatewaydb

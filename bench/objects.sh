@@ -12,13 +12,7 @@ source bench/postgres.sh
 dotnet build -c Release -nologo -v quiet src/GoblinAspire.ModelRegistry >/dev/null
 
 work="$(mktemp -d "${WORK_DIR:-/tmp}/goblin-objects-XXXXXX")"
-pid=""
-cleanup() {
-  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-  pg_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 pg_port=18093 registry=18094
 pg_start registrydb
@@ -29,7 +23,7 @@ key="$(head -c 32 /dev/urandom | base64)"
     ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
     ModelRegistry__Storage__EncryptionKeys__bench="$key" ModelRegistry__Storage__ActiveEncryptionKey=bench
   exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
-) & pid=$!
+) & pids+=($!)
 base="http://127.0.0.1:$registry"
 for _ in $(seq 1 100); do curl -fs -o /dev/null "$base/health" && break; sleep 0.2; done
 curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"plain"}' "$base/storage/v1/b?project=bench"

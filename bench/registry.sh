@@ -11,13 +11,7 @@ source bench/postgres.sh
 for project in bench/GoblinAspire.Bench src/GoblinAspire.ModelRegistry; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 
 work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pg_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 pg_port=18091 registry=18092
 pg_start registrydb

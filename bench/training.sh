@@ -11,13 +11,7 @@ source bench/postgres.sh
 for project in bench/GoblinAspire.Bench src/GoblinAspire.ModelRegistry src/GoblinAspire.TrainingWorker; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 
 work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pg_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 pg_port=18191 registry=18192 worker1=18193 worker2=18194
 pg_start registrydb trainingdb

@@ -62,11 +62,7 @@ public sealed class AppHostTests
     public async Task Every_resource_becomes_healthy_and_the_gateway_answers_health()
     {
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>();
-        appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters).Where(s => !s.Optional))
-        {
-            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        }
+        GiveRequiredParameters(appHost);
         await using var app = await appHost.BuildAsync();
         using var cts = new CancellationTokenSource(StartTimeout);
         await app.StartAsync(cts.Token);
@@ -108,11 +104,7 @@ public sealed class AppHostTests
     {
         var output = Directory.CreateTempSubdirectory("goblin-chart-").FullName;
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.GoblinAspire_AppHost>(["--operation", "publish", "--step", "publish", "--output-path", output]);
-        appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters).Where(s => !s.Optional))
-        {
-            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
-        }
+        GiveRequiredParameters(appHost);
 
         await using var app = await appHost.BuildAsync();
         using var cts = new CancellationTokenSource(StartTimeout);
@@ -133,5 +125,15 @@ public sealed class AppHostTests
         Assert.Contains(templates, t => t.Contains("kind: HorizontalPodAutoscaler", StringComparison.Ordinal) && t.Contains("gateway-deployment", StringComparison.Ordinal));
         Assert.Contains(templates, t => t.Contains("kind: PersistentVolumeClaim", StringComparison.Ordinal) && t.Contains("modelregistry-artifacts", StringComparison.Ordinal));
         Assert.DoesNotContain(templates, t => t.Contains("vllm", StringComparison.Ordinal));
+    }
+
+    /// <summary>What an operator must give the AppHost: the PostgreSQL password and every required secret; no optional one.</summary>
+    private static void GiveRequiredParameters(IDistributedApplicationTestingBuilder appHost)
+    {
+        appHost.Configuration["Parameters:postgres-password"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        foreach (var secret in PlatformTopology.Services.SelectMany(s => s.SecretParameters).Where(s => !s.Optional))
+        {
+            appHost.Configuration[$"Parameters:{secret.Parameter}"] = "goblin-test-" + Guid.NewGuid().ToString("N");
+        }
     }
 }
