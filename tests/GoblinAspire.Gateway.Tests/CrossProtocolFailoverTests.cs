@@ -40,8 +40,13 @@ public sealed class CrossProtocolFailoverTests(PlatformServers servers)
         await primary.StartAsync();
         await fallback.StartAsync();
         primary.Script(failure);
+
+        // Only a stall needs a short first-token timeout. Every other failure answers at once, and a short timeout
+        // there would let a loaded CI machine time the attempt out before the provider has even seen it.
+        // A stalled non-streaming answer is cut by the whole-answer timeout instead.
+        var (firstToken, whole) = failure == Behaviour.Stall ? ("00:00:03", "00:00:05") : ("00:00:30", "00:01:00");
         await using var gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
-            .Provider("primary", kind, primary.Url, "chat", priority: 0, extra: [("EndpointId", "ep1"), ("FirstTokenTimeout", "00:00:01.500"), ("Timeout", "00:00:04"), ("Models__0__Capabilities__0", "chat"), ("Models__0__Capabilities__1", "streaming")])
+            .Provider("primary", kind, primary.Url, "chat", priority: 0, extra: [("EndpointId", "ep1"), ("FirstTokenTimeout", firstToken), ("Timeout", whole), ("Models__0__Capabilities__0", "chat"), ("Models__0__Capabilities__1", "streaming")])
             .Provider("fallback", "openai", fallback.Url, "chat", priority: 1));
 
         using var response = await gateway.Client.ChatAsync("chat", stream: stream);

@@ -17,8 +17,11 @@ public sealed class FailoverTests(PlatformServers servers) : IAsyncLifetime
     {
         await _primary.StartAsync();
         await _fallback.StartAsync();
+
+        // The stall cases wait out the first-token timeout; 3 s keeps them quick and still leaves a loaded CI
+        // machine time to deliver the request to the primary before the gateway gives up on it.
         _gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
-            .Provider("primary", "openai", _primary.Url, "chat", priority: 0, extra: [("FirstTokenTimeout", "00:00:01.500"), ("Timeout", "00:00:04"), ("CircuitBreaker__MinimumThroughput", "100")])
+            .Provider("primary", "openai", _primary.Url, "chat", priority: 0, extra: [("FirstTokenTimeout", "00:00:03"), ("Timeout", "00:01:00"), ("CircuitBreaker__MinimumThroughput", "100")])
             .Provider("fallback", "openai", _fallback.Url, "chat", priority: 1));
     }
 
@@ -164,7 +167,7 @@ public sealed class CircuitBreakerTests(PlatformServers servers)
         await primary.StartAsync();
         primary.Script(Behaviour.ServerError, Behaviour.ServerError);
         await using var gateway = await GatewayTestHost.StartAsync(new GatewayConfig(servers)
-            .Provider("primary", "openai", primary.Url, "chat", extra: [("CircuitBreaker__MinimumThroughput", "2"), ("CircuitBreaker__BreakDuration", "00:00:00.600")]));
+            .Provider("primary", "openai", primary.Url, "chat", extra: [("CircuitBreaker__MinimumThroughput", "2"), ("CircuitBreaker__BreakDuration", "00:00:02")]));
 
         for (var i = 0; i < 2; i++)
         {
@@ -183,7 +186,8 @@ public sealed class CircuitBreakerTests(PlatformServers servers)
             Assert.Equal(0, models.RootElement.GetProperty("data").GetArrayLength());
         }
 
-        await Task.Delay(800);
+        // The break is long enough that the rejection above lands inside it on a loaded machine.
+        await Task.Delay(2300);
         using var probe = await gateway.Client.ChatAsync("chat");
         Assert.Equal(HttpStatusCode.OK, probe.StatusCode);
         using var providers = JsonDocument.Parse(await gateway.Client.GetStringAsync("/providers"));
