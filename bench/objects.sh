@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Object store streaming: a SIZE_MB object (default 1024) uploaded and downloaded through the registry's GCS API,
 # plain and AES-256-GCM encrypted, side by side with the baseline of plain file copies on the same disk (cp + fsync
-# for the upload side, cp for the download side). Prints a markdown table with throughput, the ratio to the
+# for the upload side, cp for the download side, both reading from the disk rather than the page cache). Prints a markdown table with throughput, the ratio to the
 # baseline, and the registry's peak resident memory (VmHWM) after each pass.
-# Usage: bench/objects.sh   (env: SIZE_MB, WORK_DIR = a folder on the disk to measure; default a temp folder)
+# Usage: bench/objects.sh   (env: SIZE_MB, WORK_DIR = a folder on the disk to measure; default a temp folder;
+#   REGISTRY_EXTRA_ENV, e.g. "ModelRegistry__Storage__DirectWrites=false" to stage uploads through the page cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb="${SIZE_MB:-1024}"
@@ -22,6 +23,7 @@ key="$(head -c 32 /dev/urandom | base64)"
     ConnectionStrings__registrydb="$(pg_connection registrydb)" \
     ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
     ModelRegistry__Storage__EncryptionKeys__bench="$key" ModelRegistry__Storage__ActiveEncryptionKey=bench
+  [ -n "${REGISTRY_EXTRA_ENV:-}" ] && export ${REGISTRY_EXTRA_ENV}
   exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
 ) & pids+=($!)
 base="http://127.0.0.1:$registry"
@@ -35,6 +37,9 @@ seconds() { local start end; start=$(date +%s.%N); "$@" >/dev/null; end=$(date +
 rss_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$(pgrep -f GoblinAspire.ModelRegistry.dll | head -1)/status"; }
 copy_sync() { cp "$work/source.bin" "$work/copy.bin" && sync "$work/copy.bin"; }
 copy_back() { cp "$work/copy.bin" "$work/back.bin"; }
+# Downloads and their baseline read from the disk: uploads are written with O_DIRECT and leave nothing cached,
+# so the copy they are compared with must not read a cached file either (GNU dd drops a whole file's pages).
+evict() { find "$@" -type f -exec dd if={} iflag=nocache count=0 status=none \; ; }
 upload() { curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/octet-stream' -T "$work/source.bin" "$base/upload/storage/v1/b/$1/o?uploadType=media&name=big.bin"; }
 download() { curl -sS --fail-with-body -o "$work/down.bin" "$base/storage/v1/b/$1/o/big.bin?alt=media"; }
 
@@ -53,9 +58,11 @@ for round in 1 2; do
     row "upload, $bucket (round $round)" "$t" "$(printf %.2f "$(echo "$up_base / $t" | bc -l)")" "$(rss_mb)"
   done
   copy_sync
+  evict "$work/copy.bin"
   down_base=$(seconds copy_back); rm -f "$work/back.bin"
   row "baseline: cp (round $round)" "$down_base" "1.00" "-"
   for bucket in plain encrypted; do
+    evict "$work/store"
     t=$(seconds download $bucket)
     cmp -s "$work/source.bin" "$work/down.bin" || { echo "download of $bucket differs from the source" >&2; exit 1; }
     rm -f "$work/down.bin"

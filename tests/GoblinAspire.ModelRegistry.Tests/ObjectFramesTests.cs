@@ -46,6 +46,87 @@ public sealed class ObjectFramesTests
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(4095)]
+    [InlineData(StagingFile.BlockSize - ObjectFrames.HeaderSize - 4)]
+    [InlineData(StagingFile.BlockSize)]
+    [InlineData((3 * StagingFile.BlockSize) + 17)]
+    public async Task Direct_and_page_cache_staging_store_the_same_bytes_from_writes_or_a_stream(int size)
+    {
+        // Sizes around the staging blocks' edges: the direct tail is padded to a sector, then cut back.
+        var plaintext = RandomNumberGenerator.GetBytes(size);
+        foreach (var key in new[] { null, RandomNumberGenerator.GetBytes(32) })
+        {
+            var direct = await WriteAsync(plaintext, key, fromStream: true, direct: true);
+            var buffered = await WriteAsync(plaintext, key, fromStream: false, direct: false);
+            Assert.Equal(ObjectFrames.StoredLength(size, key is not null), direct.Length);
+            Assert.Equal(plaintext, await ReadAsync(direct, size, key, key is not null, 0, size));
+            Assert.Equal(plaintext, await ReadAsync(buffered, size, key, key is not null, 0, size));
+            if (key is null)
+            {
+                // Plain frames carry no random per-file state past the header, so the two files match byte for byte.
+                Assert.Equal(buffered.AsSpan(ObjectFrames.HeaderSize).ToArray(), direct.AsSpan(ObjectFrames.HeaderSize).ToArray());
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_stream_longer_than_its_limit_is_refused_and_adds_nothing_past_it()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"goblin-frames-{Guid.NewGuid():N}");
+        try
+        {
+            await using var file = StagingFile.Create(path, FileShare.None, direct: true);
+            using var writer = new FrameWriter(file, null);
+            await writer.WriteFromAsync(new MemoryStream(new byte[100]), 100, CancellationToken.None);
+            Assert.Equal(400, (await Assert.ThrowsAsync<GcsException>(() => writer.WriteFromAsync(new MemoryStream(new byte[ObjectFrames.FrameSize + 10]), ObjectFrames.FrameSize, CancellationToken.None))).StatusCode);
+            Assert.InRange(writer.Length, 100, 100 + ObjectFrames.FrameSize);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task A_writer_disposed_twice_gives_its_pooled_buffers_back_once()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"goblin-frames-{Guid.NewGuid():N}");
+        try
+        {
+            await using var file = StagingFile.Create(path, FileShare.None, direct: false);
+            var writer = new FrameWriter(file, null);
+            await writer.WriteAsync(new byte[(2 * ObjectFrames.FrameSize) + 5], CancellationToken.None);
+            writer.Dispose();
+            writer.Dispose();
+
+            // A buffer returned twice would be handed to two renters at once.
+            var rented = Enumerable.Range(0, 16).Select(_ => System.Buffers.ArrayPool<byte>.Shared.Rent(ObjectFrames.FrameSize)).ToList();
+            Assert.Equal(rented.Count, rented.Distinct().Count());
+            rented.ForEach(buffer => System.Buffers.ArrayPool<byte>.Shared.Return(buffer));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(1, 0)]
+    [InlineData(0, 1)]
+    [InlineData(17, 5)]
+    [InlineData(ObjectFrames.FrameSize, ObjectFrames.FrameSize)]
+    [InlineData((2 * ObjectFrames.FrameSize) + 3, ObjectFrames.FrameSize - 1)]
+    public void Crc32c_of_two_parts_combines_into_the_crc_of_the_whole(int first, int second)
+    {
+        var data = RandomNumberGenerator.GetBytes(first + second);
+        var combined = Crc32C.Combine(Crc32C.Compute(data.AsSpan(0, first)), Crc32C.Compute(data.AsSpan(first)), second);
+        Assert.Equal(Crc32C.Compute(data), combined);
+    }
+
     [Fact]
     public async Task Encrypted_frames_hide_the_plaintext()
     {
@@ -152,20 +233,40 @@ public sealed class ObjectFramesTests
         Bucket = "b1", Name = name, Generation = 1, Size = 0, Md5 = "", Crc32C = "", Sha256 = "", Created = DateTimeOffset.UnixEpoch, Updated = DateTimeOffset.UnixEpoch, DataFile = name,
     };
 
-    private static async Task<byte[]> WriteAsync(byte[] plaintext, byte[]? key)
+    private static async Task<byte[]> WriteAsync(byte[] plaintext, byte[]? key, bool fromStream = false, bool direct = true)
     {
-        using var file = new MemoryStream();
-        using var writer = new FrameWriter(file, key);
-        // Uneven pieces, so frame boundaries fall inside writes.
-        for (var offset = 0; offset < plaintext.Length; offset += 7919)
+        var path = Path.Combine(Path.GetTempPath(), $"goblin-frames-{Guid.NewGuid():N}");
+        try
         {
-            await writer.WriteAsync(plaintext.AsMemory(offset, Math.Min(7919, plaintext.Length - offset)), CancellationToken.None);
-        }
+            await using (var file = StagingFile.Create(path, FileShare.None, direct))
+            {
+                using var writer = new FrameWriter(file, key);
+                if (fromStream)
+                {
+                    await writer.WriteFromAsync(new MemoryStream(plaintext), plaintext.Length, CancellationToken.None);
+                }
+                else
+                {
+                    // Uneven pieces, so frame boundaries fall inside writes.
+                    for (var offset = 0; offset < plaintext.Length; offset += 7919)
+                    {
+                        await writer.WriteAsync(plaintext.AsMemory(offset, Math.Min(7919, plaintext.Length - offset)), CancellationToken.None);
+                    }
+                }
 
-        var digests = await writer.CompleteAsync(CancellationToken.None);
-        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(plaintext)), digests.Sha256Hex);
-        Assert.Equal(Convert.ToBase64String(MD5.HashData(plaintext)), digests.Md5Base64);
-        return file.ToArray();
+                var digests = await writer.CompleteAsync(CancellationToken.None);
+                Assert.Equal(plaintext.Length, digests.Size);
+                Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(plaintext)), digests.Sha256Hex);
+                Assert.Equal(Convert.ToBase64String(MD5.HashData(plaintext)), digests.Md5Base64);
+                Assert.Equal(Crc32C.ToBase64(Crc32C.Compute(plaintext)), digests.Crc32CBase64);
+            }
+
+            return await File.ReadAllBytesAsync(path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     private static async Task<byte[]> ReadAsync(byte[] stored, long size, byte[]? key, bool encrypted, long offset, long length)

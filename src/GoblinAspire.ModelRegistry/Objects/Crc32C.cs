@@ -10,6 +10,7 @@ namespace GoblinAspire.ModelRegistry.Objects;
 /// <summary>Incremental CRC-32C, as GCS reports it: big-endian, base64.</summary>
 public sealed class Crc32C
 {
+    private const uint Polynomial = 0x82F63B78; // Castagnoli, reflected
     private static readonly uint[] Table = BuildTable();
     private uint _state = uint.MaxValue;
 
@@ -24,6 +25,62 @@ public sealed class Crc32C
         Span<byte> bytes = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(bytes, crc);
         return Convert.ToBase64String(bytes);
+    }
+
+    /// <summary>
+    /// The CRC-32C of A followed by B from the CRCs of A and of B and B's length, without reading either again:
+    /// appending B multiplies A's remainder by x^(8·length) modulo the polynomial, then adds B's.
+    /// </summary>
+    public static uint Combine(uint first, uint second, long secondLength)
+    {
+        var shift = s_lastShift;
+        if (shift.Length != secondLength)
+        {
+            shift = new Shift(secondLength, PowerOfX(8 * secondLength));
+            s_lastShift = shift;
+        }
+
+        return Multiply(shift.Operator, first) ^ second;
+    }
+
+    // Frames are all one size, so the shift operator of the last length asked for is almost always the next one.
+    private sealed record Shift(long Length, uint Operator);
+
+    private static Shift s_lastShift = new(0, 1u << 31);
+
+    // Polynomials over GF(2) in the reflected bit order CRC-32C uses: bit 31 is x^0.
+    private static uint Multiply(uint a, uint b)
+    {
+        uint product = 0;
+        for (var bit = 1u << 31; bit != 0; bit >>= 1)
+        {
+            if ((a & bit) != 0)
+            {
+                product ^= b;
+            }
+
+            b = (b & 1) != 0 ? (b >> 1) ^ Polynomial : b >> 1;
+        }
+
+        return product;
+    }
+
+    /// <summary>x^<paramref name="exponent"/> modulo the polynomial, by repeated squaring.</summary>
+    private static uint PowerOfX(long exponent)
+    {
+        var result = 1u << 31;
+        var square = 1u << 30;
+        for (; exponent > 0; exponent >>= 1)
+        {
+            if ((exponent & 1) != 0)
+            {
+                result = Multiply(square, result);
+            }
+
+            square = Multiply(square, square);
+        }
+
+        return result;
     }
 
     /// <summary>Continues a raw (pre-inverted) CRC state over <paramref name="data"/>.</summary>
@@ -73,7 +130,6 @@ public sealed class Crc32C
 
     private static uint[] BuildTable()
     {
-        const uint Polynomial = 0x82F63B78; // Castagnoli, reflected
         var table = new uint[256];
         for (uint i = 0; i < 256; i++)
         {

@@ -45,10 +45,9 @@ public interface IObjectStore
 /// <summary>Bytes being written, not yet an object; disposing it without a commit discards them.</summary>
 public sealed class PendingObject : IAsyncDisposable
 {
-    internal PendingObject(string bucket, string path, FileStream file, string? keyId, byte[]? key)
+    internal PendingObject(string bucket, StagingFile file, string? keyId, byte[]? key)
     {
         Bucket = bucket;
-        Path = path;
         File = file;
         KeyId = keyId;
         Writer = new FrameWriter(file, key);
@@ -58,9 +57,9 @@ public sealed class PendingObject : IAsyncDisposable
 
     public FrameWriter Writer { get; }
 
-    internal string Path { get; }
+    internal string Path => File.Path;
 
-    internal FileStream File { get; }
+    internal StagingFile File { get; }
 
     internal string? KeyId { get; }
 

@@ -133,8 +133,8 @@ public sealed class LocalObjectStore : IObjectStore
         }
 
         var path = Path.Combine(_staging, Guid.NewGuid().ToString("N"));
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 0, FileOptions.Asynchronous);
-        return Task.FromResult(new PendingObject(bucket, path, file, keyId, _options.Key(keyId)));
+        var file = StagingFile.Create(path, FileShare.None, _options.DirectWrites);
+        return Task.FromResult(new PendingObject(bucket, file, keyId, _options.Key(keyId)));
     }
 
     public async Task<ObjectRecord> CommitAsync(PendingObject pending, string name, ObjectAttributes attributes, Preconditions preconditions, DeclaredHashes? declared, CancellationToken cancellationToken)

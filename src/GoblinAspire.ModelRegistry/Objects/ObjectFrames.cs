@@ -1,8 +1,10 @@
 // The on-disk format is the platform's own: GCS keeps its storage format private, and the requirements here
 // (verify every byte before it is served, encrypt in streamed chunks, serve ranges without reading from the start)
 // are met by no file format a package here provides.
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 
 namespace GoblinAspire.ModelRegistry.Objects;
 
@@ -58,43 +60,45 @@ public static class ObjectFrames
         BinaryPrimitives.WriteInt64BigEndian(nonce[4..], index);
     }
 
-    internal static uint FrameCrc(ReadOnlySpan<byte> data, long index)
+    internal static uint FrameCrc(ReadOnlySpan<byte> data, long index) => FrameCrc(Crc32C.Update(uint.MaxValue, data), index);
+
+    /// <summary>A frame's check from the raw CRC state over its data, continued over its index.</summary>
+    internal static uint FrameCrc(uint dataState, long index)
     {
         Span<byte> indexBytes = stackalloc byte[8];
         BinaryPrimitives.WriteInt64LittleEndian(indexBytes, index);
-        return ~Crc32C.Update(Crc32C.Update(uint.MaxValue, data), indexBytes);
+        return ~Crc32C.Update(dataState, indexBytes);
     }
 }
 
 /// <summary>Digests of an object's plaintext, computed while it is written.</summary>
 public sealed record ObjectDigests(long Size, string Md5Base64, string Crc32CBase64, string Sha256Hex);
 
-/// <summary>Writes plaintext as frames into <paramref name="file"/>, hashing it on the way.</summary>
+/// <summary>Writes plaintext as frames into a <see cref="StagingFile"/>, hashing it on the way.</summary>
 public sealed class FrameWriter : IDisposable
 {
-    private readonly Stream _file;
+    private readonly StagingFile _file;
     private readonly AesGcm? _aes;
-    // Two frame buffers: MD5 (no hardware help, the slowest digest) runs on another core for one frame while the
-    // next is filled, hashed with SHA-256 and CRC-32C, framed and written.
-    private readonly byte[][] _frames = [new byte[ObjectFrames.FrameSize], new byte[ObjectFrames.FrameSize]];
-    private int _current;
-    private Task _md5Pending = Task.CompletedTask;
-
-    // Written bytes are pushed to disk in the background every SyncInterval, so the fsync that makes an object
-    // durable at its commit waits for the last stretch only, not for the whole upload held in the page cache.
-    private const long SyncInterval = 32 * 1024 * 1024;
-    private Task _syncPending = Task.CompletedTask;
-    private long _unsynced;
+    // MD5 (no hardware help, the slowest digest) runs on another core, a few frames behind: filled frames queue for
+    // it and come back once hashed. Meanwhile the next frame is filled, hashed with SHA-256 and CRC-32C, framed and
+    // written. The slack matters: handing over one frame at a time and waiting for it cost a thread wake-up per
+    // 64 KiB on each side, and left the MD5 core idle half the time.
+    private const int FramesInFlight = 4;
+    private readonly Channel<(byte[] Frame, int Length)> _toHash = Channel.CreateUnbounded<(byte[], int)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly Channel<byte[]> _hashed = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly Task _hasher;
+    private byte[] _frame;
     private readonly byte[] _output;
     private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private readonly Crc32C _crc = new();
+    private uint _crc = Crc32C.Compute([]);
     private int _filled;
     private long _index;
     private bool _headerWritten;
+    private bool _disposed;
     private readonly byte[] _header;
 
-    public FrameWriter(Stream file, byte[]? masterKey)
+    public FrameWriter(StagingFile file, byte[]? masterKey)
     {
         _file = file;
         var fileId = RandomNumberGenerator.GetBytes(16);
@@ -104,7 +108,14 @@ public sealed class FrameWriter : IDisposable
             _aes = new AesGcm(ObjectFrames.FileKey(masterKey, fileId), ObjectFrames.TagSize);
         }
 
-        _output = new byte[ObjectFrames.FrameSize + ObjectFrames.Overhead(_aes is not null)];
+        _output = ArrayPool<byte>.Shared.Rent(ObjectFrames.FrameSize + ObjectFrames.Overhead(_aes is not null));
+        _frame = ArrayPool<byte>.Shared.Rent(ObjectFrames.FrameSize);
+        for (var i = 1; i < FramesInFlight; i++)
+        {
+            _hashed.Writer.TryWrite(ArrayPool<byte>.Shared.Rent(ObjectFrames.FrameSize));
+        }
+
+        _hasher = Task.Run(HashAsync);
     }
 
     /// <summary>Plaintext bytes accepted so far.</summary>
@@ -112,126 +123,159 @@ public sealed class FrameWriter : IDisposable
 
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        if (!_headerWritten)
-        {
-            await _file.WriteAsync(_header, cancellationToken);
-            _headerWritten = true;
-        }
-
+        await WriteHeaderAsync(cancellationToken);
         Length += data.Length;
         while (data.Length > 0)
         {
-            var frame = _frames[_current];
-            var take = Math.Min(data.Length, frame.Length - _filled);
-            data[..take].CopyTo(frame.AsMemory(_filled));
+            var take = Math.Min(data.Length, ObjectFrames.FrameSize - _filled);
+            data[..take].CopyTo(_frame.AsMemory(_filled));
             _filled += take;
             data = data[take..];
-            if (_filled == frame.Length)
+            if (_filled == ObjectFrames.FrameSize)
             {
                 await FlushFrameAsync(cancellationToken);
             }
         }
     }
 
-    /// <summary>Reads <paramref name="source"/> to its end into the frames.</summary>
+    /// <summary>Reads <paramref name="source"/> to its end straight into the frames; more than <paramref name="limit"/> bytes is refused.</summary>
     public async Task WriteFromAsync(Stream source, long? limit, CancellationToken cancellationToken)
     {
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ObjectFrames.FrameSize);
-        try
+        await WriteHeaderAsync(cancellationToken);
+        long copied = 0;
+        while (true)
         {
-            long copied = 0;
-            int read;
-            while ((read = await source.ReadAsync(buffer.AsMemory(0, limit is { } max ? (int)Math.Min(buffer.Length, max - copied + 1) : buffer.Length), cancellationToken)) > 0)
+            var room = _frame.AsMemory(_filled, ObjectFrames.FrameSize - _filled);
+            // One byte past the limit is asked for, so a body longer than declared is seen.
+            var read = await source.ReadAsync(limit is { } max ? room[..(int)Math.Min(room.Length, max - copied + 1)] : room, cancellationToken);
+            if (read == 0)
             {
-                copied += read;
-                if (copied > limit)
-                {
-                    throw GcsException.Invalid("The request body is longer than the declared length.");
-                }
-
-                await WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                return;
             }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+
+            copied += read;
+            if (copied > limit)
+            {
+                throw GcsException.Invalid("The request body is longer than the declared length.");
+            }
+
+            Length += read;
+            _filled += read;
+            if (_filled == ObjectFrames.FrameSize)
+            {
+                await FlushFrameAsync(cancellationToken);
+            }
         }
     }
 
     /// <summary>Writes the last partial frame, flushes to disk, and returns the plaintext's digests.</summary>
     public async Task<ObjectDigests> CompleteAsync(CancellationToken cancellationToken)
     {
-        if (!_headerWritten)
-        {
-            await _file.WriteAsync(_header, cancellationToken);
-            _headerWritten = true;
-        }
-
+        await WriteHeaderAsync(cancellationToken);
         if (_filled > 0)
         {
             await FlushFrameAsync(cancellationToken);
         }
 
-        await _md5Pending;
-        await _syncPending;
+        _toHash.Writer.TryComplete();
+        await _hasher;
         await _file.FlushAsync(cancellationToken);
-        if (_file is FileStream fileStream)
-        {
-            fileStream.Flush(flushToDisk: true);
-        }
+        return new ObjectDigests(Length, Convert.ToBase64String(_md5.GetHashAndReset()), Crc32C.ToBase64(_crc), Convert.ToHexStringLower(_sha256.GetHashAndReset()));
+    }
 
-        return new ObjectDigests(Length, Convert.ToBase64String(_md5.GetHashAndReset()), Crc32C.ToBase64(_crc.Value), Convert.ToHexStringLower(_sha256.GetHashAndReset()));
+    private async ValueTask WriteHeaderAsync(CancellationToken cancellationToken)
+    {
+        if (!_headerWritten)
+        {
+            await _file.AppendAsync(_header, cancellationToken);
+            _headerWritten = true;
+        }
     }
 
     private async ValueTask FlushFrameAsync(CancellationToken cancellationToken)
     {
-        var frame = _frames[_current];
+        var frame = _frame;
         var filled = _filled;
-        // In order: this frame's MD5 starts once the previous frame's is done, and that frame's buffer is reused next.
-        await _md5Pending;
-        _md5Pending = Task.Run(() => _md5.AppendData(frame, 0, filled), CancellationToken.None);
-        var written = Encode(frame.AsSpan(0, filled));
-        await _file.WriteAsync(_output.AsMemory(0, written), cancellationToken);
-        _unsynced += written;
-        if (_unsynced >= SyncInterval && _syncPending.IsCompleted && _file is FileStream { SafeFileHandle: var handle })
+        // MD5 and the encoding below only read the frame, so both may run over it at once.
+        _toHash.Writer.TryWrite((frame, filled));
+
+        // Encoded straight into the staging file's block when the frame fits there, else through one more buffer.
+        var size = filled + ObjectFrames.Overhead(_aes is not null);
+        var available = _file.Available;
+        var direct = available.Length >= size;
+        var written = Encode(frame.AsSpan(0, filled), direct ? available.Span : _output);
+        if (direct)
         {
-            _unsynced = 0;
-            _syncPending = Task.Run(() => RandomAccess.FlushToDisk(handle), CancellationToken.None);
+            await _file.AdvanceAsync(written, cancellationToken);
         }
+        else
+        {
+            await _file.AppendAsync(_output.AsMemory(0, written), cancellationToken);
+        }
+
         _index++;
         _filled = 0;
-        _current ^= 1;
+        // The frame is the hasher's now; until one comes back this writer holds none.
+        _frame = [];
+        _frame = await _hashed.Reader.ReadAsync(cancellationToken);
     }
 
-    private int Encode(ReadOnlySpan<byte> plain)
+    private async Task HashAsync()
+    {
+        await foreach (var (frame, length) in _toHash.Reader.ReadAllAsync())
+        {
+            _md5.AppendData(frame, 0, length);
+            _hashed.Writer.TryWrite(frame);
+        }
+    }
+
+    private int Encode(ReadOnlySpan<byte> plain, Span<byte> output)
     {
         _sha256.AppendData(plain);
-        _crc.Append(plain);
-        int written;
         if (_aes is not null)
         {
+            _crc = Crc32C.Combine(_crc, Crc32C.Compute(plain), plain.Length);
             Span<byte> nonce = stackalloc byte[12];
             Span<byte> aad = stackalloc byte[8];
             ObjectFrames.Nonce(nonce, _index);
             BinaryPrimitives.WriteInt64BigEndian(aad, _index);
-            _aes.Encrypt(nonce, plain, _output.AsSpan(0, _filled), _output.AsSpan(_filled, ObjectFrames.TagSize), aad);
-            written = _filled + ObjectFrames.TagSize;
-        }
-        else
-        {
-            plain.CopyTo(_output);
-            BinaryPrimitives.WriteUInt32LittleEndian(_output.AsSpan(_filled), ObjectFrames.FrameCrc(plain, _index));
-            written = _filled + sizeof(uint);
+            _aes.Encrypt(nonce, plain, output[..plain.Length], output.Slice(plain.Length, ObjectFrames.TagSize), aad);
+            return plain.Length + ObjectFrames.TagSize;
         }
 
-        return written;
+        // One pass of CRC-32C over the plaintext serves both the frame's check and the whole object's CRC.
+        plain.CopyTo(output);
+        var state = Crc32C.Update(uint.MaxValue, plain);
+        _crc = Crc32C.Combine(_crc, ~state, plain.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(output[plain.Length..], ObjectFrames.FrameCrc(state, _index));
+        return plain.Length + sizeof(uint);
     }
 
     public void Dispose()
     {
+        // Pending objects are disposed on more than one path; a second return of a pooled buffer would hand it to
+        // two writers at once.
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+
         // A writer abandoned mid-frame may still have its MD5 running over a buffer; let it finish first.
-        _md5Pending.Wait();
-        _syncPending.Wait();
+        _toHash.Writer.TryComplete();
+        _hasher.Wait();
+        if (_frame.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_frame);
+        }
+
+        while (_hashed.Reader.TryRead(out var frame))
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+
+        ArrayPool<byte>.Shared.Return(_output);
         _aes?.Dispose();
         _md5.Dispose();
         _sha256.Dispose();

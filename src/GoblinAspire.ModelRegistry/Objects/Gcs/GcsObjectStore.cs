@@ -27,13 +27,16 @@ public sealed class GcsObjectStore : IObjectStore
     private readonly IHttpClientFactory _http;
     private readonly GoogleAccessTokens _tokens;
     private readonly GcsBackendOptions _options;
+    private readonly StorageOptions _storage;
     private readonly TimeProvider _time;
     private readonly string _staging;
 
-    public GcsObjectStore(IHttpClientFactory http, GoogleAccessTokens tokens, IOptions<GcsBackendOptions> options, IOptions<ModelRegistryOptions> registry, TimeProvider time)
+    public GcsObjectStore(IHttpClientFactory http, GoogleAccessTokens tokens, IOptions<GcsBackendOptions> options, IOptions<StorageOptions> storage, IOptions<ModelRegistryOptions> registry, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(registry);
+        _storage = storage.Value;
         _http = http;
         _tokens = tokens;
         _options = options.Value;
@@ -145,8 +148,8 @@ public sealed class GcsObjectStore : IObjectStore
     {
         await RequireBucketAsync(bucket, cancellationToken);
         var path = Path.Combine(_staging, Guid.NewGuid().ToString("N"));
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 0, FileOptions.Asynchronous);
-        return new PendingObject(bucket, path, file, keyId: null, key: null);
+        var file = StagingFile.Create(path, FileShare.Read, _storage.DirectWrites);
+        return new PendingObject(bucket, file, keyId: null, key: null);
     }
 
     public async Task<ObjectRecord> CommitAsync(PendingObject pending, string name, ObjectAttributes attributes, Preconditions preconditions, DeclaredHashes? declared, CancellationToken cancellationToken)
