@@ -404,27 +404,13 @@ public sealed class LocalPlatform : IAsyncDisposable
         for (var i = 0; i < names.Count; i++)
         {
             var port = _options.PortBase is { } start ? start + i : FreePort.Next();
-            if (_options.PortBase is not null && !IsFree(port))
+            if (_options.PortBase is not null && !FreePort.IsFree(port))
             {
                 throw new InvalidOperationException($"port {port} (for {names[i]}) is in use; choose other ports with --port-base");
             }
 
             _ports[names[i]] = port;
             _portOrder.Add(names[i]);
-        }
-    }
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, port);
-            listener.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
         }
     }
 
