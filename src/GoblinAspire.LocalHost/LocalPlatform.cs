@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using GoblinAspire.ServiceDefaults;
 
 namespace GoblinAspire.LocalHost;
