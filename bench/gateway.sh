@@ -3,6 +3,7 @@
 # gateway, side by side in one run, non-streaming and streaming, with wrk. Prints a markdown table for
 # docs/benchmarks.md. Usage: [MODES="false true"] [CONNECTION_COUNTS="50 1"] [TARGETS="direct yarp gateway gateway+key"] \
 #   bench/gateway.sh [duration-seconds] [connections]; TARGETS may add gateway+key-no-limits (a key without limits).
+# GATEWAY_EXTRA_ENV and UPSTREAM_EXTRA_ENV ("NAME=value ...") add environment to the gateway or the stand-in upstream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-15}"
@@ -74,9 +75,27 @@ for stream in ${MODES:-false true}; do
   done
 done
 
+# p50 and p99 of the Redis admission round trip as the gateway itself timed it (rate_limit_admission_seconds),
+# interpolated within the histogram's buckets, from two scrapes around one measurement.
+admission_quantiles() { # before-scrape after-scrape
+  awk '/^rate_limit_admission_seconds_bucket/ { match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5); c[le] += (FILENAME == ARGV[1] ? -$NF : $NF); if (!(le in seen)) { seen[le] = 1; order[n++] = le } }
+    END {
+      total = c["+Inf"]; if (total <= 0) { print "- | -"; exit }
+      split("0.5 0.99", qs, " ")
+      for (i = 1; i <= 2; i++) {
+        want = qs[i] * total; prev = 0; prevc = 0; out = "-"
+        for (j = 0; j < n; j++) { le = order[j]; if (le == "+Inf") break
+          if (c[le] >= want) { out = sprintf("%.0f", 1e6 * (prev + (le - prev) * (want - prevc) / (c[le] - prevc > 0 ? c[le] - prevc : 1))); break }
+          prev = le; prevc = c[le] }
+        r = r (i > 1 ? " | " : "") out
+      }
+      print r
+    }' "$1" "$2"
+}
+
 echo "| mode | connections | target | requests/s | p50 ms | p99 ms |"
 echo "| --- | --- | --- | --- | --- | --- |"
-declare -A rps p50 p99
+declare -A rps p50 p99 admission
 for stream in ${MODES:-false true}; do
   for c in ${CONNECTION_COUNTS:-$connections 1}; do
     for target in ${TARGETS:-direct yarp gateway gateway+key}; do
@@ -86,7 +105,10 @@ for stream in ${MODES:-false true}; do
       [ $target = gateway+key ] && port=$gateway && auth=key
       [ $target = gateway+key-no-limits ] && port=$gateway && auth=plainkey
       run $port $stream "$c" 3 $auth >/dev/null
+      [ $target = gateway+key ] && curl -fs "http://127.0.0.1:$gateway/metrics" >"$work/metrics-before"
       out="$(run $port $stream "$c" "$duration" $auth)"
+      [ $target = gateway+key ] && curl -fs "http://127.0.0.1:$gateway/metrics" >"$work/metrics-after" \
+        && admission["$stream-$c"]="$(admission_quantiles "$work/metrics-before" "$work/metrics-after")"
       key="$stream-$c-$target"
       rps[$key]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
       p50[$key]=$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
@@ -98,13 +120,14 @@ for stream in ${MODES:-false true}; do
 done
 
 echo
-echo "| mode | connections | gateway added p50 ms (vs direct) | gateway added p99 ms (vs direct) | gateway throughput / YARP | with key and limits: added p50 ms | added p99 ms | throughput / YARP |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| mode | connections | gateway added p50 ms (vs direct) | gateway added p99 ms (vs direct) | gateway throughput / YARP | with key and limits: added p50 ms | added p99 ms | throughput / YARP | admission round trip p50 µs | p99 µs |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for stream in ${MODES:-false true}; do
   for c in ${CONNECTION_COUNTS:-$connections 1}; do
     mode=$([ $stream = true ] && echo streaming || echo non-streaming)
-    awk -v m="$mode" -v c="$c" -v gp50="${p50[$stream-$c-gateway]}" -v dp50="${p50[$stream-$c-direct]}" -v gp99="${p99[$stream-$c-gateway]}" -v dp99="${p99[$stream-$c-direct]}" -v g="${rps[$stream-$c-gateway]}" -v y="${rps[$stream-$c-yarp]}" \
-      -v kp50="${p50[$stream-$c-gateway+key]}" -v kp99="${p99[$stream-$c-gateway+key]}" -v k="${rps[$stream-$c-gateway+key]}" \
-      'BEGIN { printf "| %s | %s | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f |\n", m, c, gp50-dp50, gp99-dp99, g/y, kp50-dp50, kp99-dp99, k/y }'
+    awk -v m="$mode" -v c="$c" -v gp50="${p50[$stream-$c-gateway]:-}" -v dp50="${p50[$stream-$c-direct]:-}" -v gp99="${p99[$stream-$c-gateway]:-}" -v dp99="${p99[$stream-$c-direct]:-}" -v g="${rps[$stream-$c-gateway]:-}" -v y="${rps[$stream-$c-yarp]:-}" \
+      -v kp50="${p50[$stream-$c-gateway+key]:-}" -v kp99="${p99[$stream-$c-gateway+key]:-}" -v k="${rps[$stream-$c-gateway+key]:-}" -v adm="${admission[$stream-$c]:-- | -}" \
+      'function d(a, b) { return (a == "" || b == "") ? "-" : sprintf("%.3f", a - b) } function r(a, b) { return (a == "" || b == "") ? "-" : sprintf("%.2f", a / b) }
+       BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m, c, d(gp50, dp50), d(gp99, dp99), r(g, y), d(kp50, dp50), d(kp99, dp99), r(k, y), adm }'
   done
 done

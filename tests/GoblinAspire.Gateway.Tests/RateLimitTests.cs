@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Tests.StandIns;
 using GoblinAspire.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.Gateway.Tests;
 
@@ -102,7 +104,10 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
     {
         await AwayFromWindowEdgeAsync();
         await using var redis = await RedisServer.StartAsync();
-        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true, redis: redis.ConnectionString));
+        var logs = new CapturingLoggerProvider();
+        await using var gateway = await GatewayTestHost.StartAsync(
+            AccessTests.Config(servers, _upstream, requireKeys: true, redis: redis.ConnectionString).Set($"Logging__LogLevel__{typeof(DistributedRateLimiter).FullName}", "Information"),
+            builder => builder.Logging.AddProvider(logs));
         var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { rpm = 3 });
         for (var i = 0; i < 3; i++)
         {
@@ -110,6 +115,10 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         }
 
         Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        var shared = await gateway.Client.GetStringAsync("/metrics");
+        Assert.Matches("(?m)^rate_limit_admission_seconds_count\\{[^}]*\\} 4$", shared);
+        Assert.DoesNotContain("rate_limit_fallbacks_total{", shared, StringComparison.Ordinal);
+        Assert.Empty(LimiterLines(logs));
 
         await redis.StopAsync();
         // The local limiter starts its own count: the gateway keeps answering, never hanging on Redis.
@@ -126,6 +135,9 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         }
 
         Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        // Operators see the outage: every request decided locally is counted, and it is logged once, not per request.
+        await MetricsShowAsync(gateway.Client, "(?m)^rate_limit_fallbacks_total\\{[^}]*mode=\"open\"[^}]*\\} [1-9][0-9]*$");
+        Assert.Single(LimiterLines(logs), l => l.Contains("Warning: Rate limits are no longer shared", StringComparison.Ordinal));
 
         await redis.StartAgainAsync();
         // Redis came back empty (no persistence): the shared count restarts there and is enforced again.
@@ -141,7 +153,15 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         // request itself fell back to the spent local count), so Redis may admit fewer than three, never more.
         Assert.InRange(admitted, 1, 3);
         Assert.Equal(HttpStatusCode.TooManyRequests, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+        Assert.Contains(LimiterLines(logs), l => l.Contains("Information: Rate limits are shared through Redis again", StringComparison.Ordinal));
     }
+
+    /// <summary>The scrape endpoint caches its answer briefly, so a new count may take a moment to show.</summary>
+    private static Task MetricsShowAsync(HttpClient client, string pattern) =>
+        Eventually.HoldsAsync(async () => System.Text.RegularExpressions.Regex.IsMatch(await client.GetStringAsync("/metrics"), pattern), TimeSpan.FromSeconds(5), pattern);
+
+    private static List<string> LimiterLines(CapturingLoggerProvider logs) =>
+        logs.Lines.Where(l => l.StartsWith(typeof(DistributedRateLimiter).FullName!, StringComparison.Ordinal)).ToList();
 
     [Fact]
     public async Task Fail_closed_refuses_with_503_while_redis_is_away()
@@ -155,6 +175,7 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         using var refused = await AccessTests.ChatWithKeyAsync(gateway.Client, key);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.NotNull(refused.Headers.RetryAfter);
+        await MetricsShowAsync(gateway.Client, "(?m)^rate_limit_fallbacks_total\\{[^}]*mode=\"closed\"[^}]*\\} 1$");
 
         await redis.StartAgainAsync();
         await Eventually.HoldsAsync(async () => (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "Redis to be used again");

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using GoblinAspire.Gateway.Keys;
+using GoblinAspire.Gateway.Telemetry;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -13,9 +15,16 @@ namespace GoblinAspire.Gateway.RateLimiting;
 /// to the real usage and frees the parallel slot.
 /// While Redis cannot answer within <see cref="AccessOptions.RedisTimeout"/>, the configured failure mode applies:
 /// a per-replica in-memory limiter with the same rules ("open"), or refusal ("closed"). Recovery needs nothing: the
-/// next request that reaches Redis uses it again.
+/// next request that reaches Redis uses it again. Operators see both: every admission's round trip in
+/// <c>rate_limit_admission_seconds</c>, every request decided without Redis in <c>rate_limit_fallbacks_total</c>, and
+/// one log line when the limits stop being shared and one when they are shared again.
 /// </summary>
-public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOptions<AccessOptions> options, TimeProvider time)
+public sealed class DistributedRateLimiter(
+    IConnectionMultiplexer redis,
+    IOptions<AccessOptions> options,
+    GatewayMetrics metrics,
+    TimeProvider time,
+    ILogger<DistributedRateLimiter> logger)
 {
     // KEYS: requests, tokens, parallel, spend. ARGV: rpm, tpm, parallel, budget (-1 = unlimited), tokens to reserve,
     // window ms. Answers {decision, requests, tokens, parallel, spend}; decision 5 = the period's spend is not in Redis.
@@ -58,6 +67,9 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
     private readonly AccessOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, LocalCounters> _fallback = new(StringComparer.Ordinal);
 
+    // 1 while admissions are decided without Redis, so an outage is logged once, not once per request.
+    private int _degraded;
+
     /// <summary>A granted admission to release when the request ends.</summary>
     public sealed record Lease(RateLimits Limits, long Window, long Reserved, bool Local);
 
@@ -67,14 +79,17 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(spentSoFar);
         var (window, resetIn) = CurrentWindow();
+        string reason = "unreachable";
         if (redis.IsConnected)
         {
             try
             {
+                var started = time.GetTimestamp();
                 var keys = Keys(limits, window, "req", "tok", "par", "spend");
                 RedisValue[] arguments = [limits.Rpm ?? -1, limits.Tpm ?? -1, limits.MaxParallel ?? -1, (limits.BudgetUsd ?? -1m).ToString(System.Globalization.CultureInfo.InvariantCulture), reserveTokens, (long)_options.RateWindow.TotalMilliseconds];
                 var database = redis.GetDatabase();
                 var result = await EvaluateAsync(database, keys, arguments, cancellationToken);
+                metrics.Admission(time.GetElapsedTime(started));
                 if ((int)result[0] == 5)
                 {
                     // First request of the period since Redis lost (or never had) it: seed from PostgreSQL once.
@@ -83,13 +98,26 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
                     result = await EvaluateAsync(database, keys, arguments, cancellationToken);
                 }
 
+                // Read first: the exchange would contend on one cache line for every request of every core.
+                if (Volatile.Read(ref _degraded) == 1 && Interlocked.Exchange(ref _degraded, 0) == 1)
+                {
+                    RateLimiterLog.Shared(logger);
+                }
+
                 var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
                 return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 // Fall through to the failure mode.
+                reason = ex is TimeoutException ? "timeout" : "error";
             }
+        }
+
+        metrics.RateLimiterFallback(_options.RedisFailureMode, reason);
+        if (Volatile.Read(ref _degraded) == 0 && Interlocked.Exchange(ref _degraded, 1) == 0)
+        {
+            RateLimiterLog.NotShared(logger, reason, _options.RedisFailureMode);
         }
 
         if (_options.RedisFailureMode == "closed")
@@ -205,6 +233,15 @@ public sealed class DistributedRateLimiter(IConnectionMultiplexer redis, IOption
             }
         }
     }
+}
+
+internal static partial class RateLimiterLog
+{
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rate limits are no longer shared through Redis ({Reason}). Failure mode {Mode}: open applies per-replica limits, closed refuses with 503.")]
+    public static partial void NotShared(ILogger logger, string reason, string mode);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rate limits are shared through Redis again.")]
+    public static partial void Shared(ILogger logger);
 }
 
 /// <summary>Redis is unreachable and the failure mode is "closed".</summary>

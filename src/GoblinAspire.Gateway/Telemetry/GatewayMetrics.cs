@@ -8,7 +8,9 @@ namespace GoblinAspire.Gateway.Telemetry;
 /// <summary>
 /// The gateway's Prometheus metrics, under the names the platform's alert rules and dashboards use:
 /// <c>inference_requests_total</c>, <c>inference_latency_seconds</c>, <c>inference_time_to_first_token_seconds</c>,
-/// <c>provider_errors_total</c>, <c>inference_tokens_total</c>, <c>provider_circuit_state</c>.
+/// <c>provider_errors_total</c>, <c>inference_tokens_total</c>, <c>provider_circuit_state</c>, and the control plane's
+/// <c>rate_limit_rejections_total</c>, <c>rate_limit_admission_seconds</c>, <c>rate_limit_fallbacks_total</c>,
+/// <c>cache_requests_total</c>, <c>spend_usd_total</c>.
 /// </summary>
 public sealed class GatewayMetrics
 {
@@ -16,12 +18,17 @@ public sealed class GatewayMetrics
 
     private static readonly double[] LatencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 
+    // An admission is one Redis round trip: tens to hundreds of microseconds when healthy, up to RedisTimeout when not.
+    private static readonly double[] AdmissionBuckets = [0.00005, 0.0001, 0.00015, 0.0002, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
     private readonly Counter<long> _requests;
     private readonly Histogram<double> _latency;
     private readonly Histogram<double> _firstToken;
     private readonly Counter<long> _providerErrors;
     private readonly Counter<long> _tokens;
     private readonly Counter<long> _rateLimited;
+    private readonly Histogram<double> _admission;
+    private readonly Counter<long> _fallbacks;
     private readonly Counter<double> _spend;
     private readonly Counter<long> _cache;
 
@@ -37,6 +44,8 @@ public sealed class GatewayMetrics
         _cache = meter.CreateCounter<long>("cache_requests_total", description: "Cacheable requests by result (hit or miss).");
         _spend = meter.CreateCounter<double>("spend_usd_total", description: "Spend in USD from provider prices, by team, model and provider.");
         _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
+        _admission = meter.CreateHistogram("rate_limit_admission_seconds", "s", "Round trip of the Redis admission script, for admissions Redis answered.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = AdmissionBuckets });
+        _fallbacks = meter.CreateCounter<long>("rate_limit_fallbacks_total", description: "Admissions decided without Redis, by failure mode (open: per-replica limits, closed: refused) and reason (unreachable, timeout, error).");
         meter.CreateObservableCounter("usage_records_dropped_total", () => ((Spend.UsageRecorder?)services.GetService(typeof(Spend.UsageRecorder)))?.Dropped ?? 0, description: "Usage records refused because the write queue was full (PostgreSQL away for long): spend that will be missing.");
         // The catalog is resolved lazily: the gauge is observed only at scrape time.
         meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
@@ -81,6 +90,11 @@ public sealed class GatewayMetrics
 
     public void RateLimited(RateLimiting.RateLimitKind limit) =>
         _rateLimited.Add(1, new TagList { { "limit", limit.ToString().ToLowerInvariant() } });
+
+    public void Admission(TimeSpan roundTrip) => _admission.Record(roundTrip.TotalSeconds);
+
+    public void RateLimiterFallback(string mode, string reason) =>
+        _fallbacks.Add(1, new TagList { { "mode", mode }, { "reason", reason } });
 
     private static IEnumerable<Measurement<int>> ObserveCircuits(IServiceProvider services)
     {
