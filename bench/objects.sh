@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 size_mb="${SIZE_MB:-1024}"
 
 source bench/postgres.sh
+source bench/registry-process.sh
 dotnet build -c Release -nologo -v quiet src/GoblinAspire.ModelRegistry >/dev/null
 
 work="$(mktemp -d "${WORK_DIR:-/tmp}/goblin-objects-XXXXXX")"
@@ -18,16 +19,7 @@ trap bench_cleanup EXIT
 pg_port=18093 registry=18094
 pg_start registrydb
 key="$(head -c 32 /dev/urandom | base64)"
-(
-  export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/store" \
-    ConnectionStrings__registrydb="$(pg_connection registrydb)" \
-    ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
-    ModelRegistry__Storage__EncryptionKeys__bench="$key" ModelRegistry__Storage__ActiveEncryptionKey=bench
-  [ -n "${REGISTRY_EXTRA_ENV:-}" ] && export ${REGISTRY_EXTRA_ENV}
-  exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
-) & pids+=($!)
-base="http://127.0.0.1:$registry"
-for _ in $(seq 1 100); do curl -fs -o /dev/null "$base/health" && break; sleep 0.2; done
+registry_start ModelRegistry__Storage__EncryptionKeys__bench="$key" ModelRegistry__Storage__ActiveEncryptionKey=bench
 curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"plain"}' "$base/storage/v1/b?project=bench"
 curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' \
   -o /dev/null -d '{"name":"encrypted","encryption":{"defaultKmsKeyName":"bench"}}' "$base/storage/v1/b?project=bench"

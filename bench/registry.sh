@@ -8,6 +8,7 @@ rate="${1:-200}"
 seconds="${2:-20}"
 
 source bench/postgres.sh
+source bench/registry-process.sh
 for project in bench/GoblinAspire.Bench src/GoblinAspire.ModelRegistry; do dotnet build -c Release -nologo -v quiet "$project" >/dev/null; done
 
 work="$(mktemp -d)"
@@ -16,17 +17,10 @@ trap bench_cleanup EXIT
 pg_port=18091 registry=18092
 pg_start registrydb
 
-(
-  export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/artifacts" \
-    ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)" \
-    ConnectionStrings__registrydb="$(pg_connection registrydb)"
-  exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
-) & pids+=($!)
-for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$registry/health" && break; sleep 0.2; done
-curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' "http://127.0.0.1:$registry/api/2.0/mlflow/registered-models/create"
+registry_start
+curl -fs -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"bench"}' "$base/api/2.0/mlflow/registered-models/create"
 
 load() { dotnet bench/GoblinAspire.Bench/bin/Release/net10.0/GoblinAspire.Bench.dll load "$@"; }
-base="http://127.0.0.1:$registry"
 # Warm-up: JIT, connection pools, a few versions.
 load "$base/alive" 100 3 GET >/dev/null
 load "$base/api/2.0/mlflow/model-versions/create" "$rate" 5 POST '{"name":"bench","source":"mlflow-artifacts:/bench/warm-{n}"}' >/dev/null || true

@@ -4,20 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/postgres.sh
+source bench/registry-process.sh
 dotnet build -c Release -nologo -v quiet src/GoblinAspire.ModelRegistry >/dev/null
 work="$(mktemp -d "${WORK_DIR:-/tmp}/goblin-uploads-XXXXXX")"
 trap bench_cleanup EXIT
 pg_port=18193 registry=18194
 pg_start registrydb
-(
-  export HTTP_PORTS=$registry Logging__LogLevel__Default=Warning ModelRegistry__ArtifactRoot="$work/store" \
-    ConnectionStrings__registrydb="$(pg_connection registrydb)" \
-    ModelRegistry__Storage__SigningSecret="$(head -c 32 /dev/urandom | base64)"
-  [ -n "${REGISTRY_EXTRA_ENV:-}" ] && export ${REGISTRY_EXTRA_ENV}
-  exec dotnet src/GoblinAspire.ModelRegistry/bin/Release/net10.0/GoblinAspire.ModelRegistry.dll
-) & pids+=($!)
-base="http://127.0.0.1:$registry"
-for _ in $(seq 1 100); do curl -fs -o /dev/null "$base/health" && break; sleep 0.2; done
+registry_start
 curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"name":"plain"}' "$base/storage/v1/b?project=bench"
 head -c 1073741824 /dev/urandom >"$work/source.bin"
 upload() { curl -sS --fail-with-body -o /dev/null -X POST -T "$work/source.bin" "$base/upload/storage/v1/b/plain/o?uploadType=media&name=big$1.bin"; }
