@@ -1,110 +1,83 @@
+using GoblinAspire.AppHost;
+using GoblinAspire.AppHost.ChatModel;
+using GoblinAspire.AppHost.DataStores;
+using GoblinAspire.AppHost.Operations;
 using GoblinAspire.ServiceDefaults;
 
-var builder = DistributedApplication.CreateBuilder(args);
-
-// `aspire publish` writes a Helm chart for this environment; the services' pods are hardened in KubernetesPublishing.
-builder.AddKubernetesEnvironment("k8s")
-    .WithProperties(k8s =>
-    {
-        k8s.HelmChartName = "goblinaspire";
-        k8s.DefaultStorageType = "pvc";
-        k8s.DefaultStorageSize = "10Gi";
-    });
-
-var redis = builder.AddRedis(PlatformResources.Redis)
-    .WithDataVolume()
-    .PublishAsHardenedDataStore(memory: "512Mi");
-
-var postgresPassword = builder.AddParameter("postgres-password", secret: true);
-var postgres = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword)
-    .WithDataVolume()
-    .PublishAsHardenedDataStore(memory: "1Gi");
-var gatewayDb = postgres.AddDatabase(PlatformResources.GatewayDatabase);
-var registryDb = postgres.AddDatabase(PlatformResources.RegistryDatabase);
-var trainingDb = postgres.AddDatabase(PlatformResources.TrainingDatabase);
-
-var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
-    .WithReference(registryDb).WaitFor(registryDb)
-    .WithTopologySecrets()
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
-    .PublishAsHardenedService(cpu: "250m", memory: "512Mi", persistentFolder: ("ModelRegistry__ArtifactRoot", "artifacts", "50Gi"));
-
-var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
-    .WithReference(modelRegistry).WaitFor(modelRegistry)
-    .WithTopologySettings()
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
-    .PublishAsHardenedService(cpu: "2", memory: "2Gi", scratchFolder: "ChatFallback__CacheDirectory");
-
-builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
-    .WithReference(trainingDb).WaitFor(trainingDb)
-    .WithReference(modelRegistry).WaitFor(modelRegistry)
-    .WithTopologySecrets()
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
-    .PublishAsHardenedService(cpu: "500m", memory: "512Mi", scratchFolder: "TrainingWorker__WorkDirectory");
-
-var gateway = builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
-    .WithReference(redis).WaitFor(redis)
-    .WithReference(gatewayDb).WaitFor(gatewayDb)
-    .WithReference(chatFallback).WaitFor(chatFallback)
-    .WithTopologySecrets()
-    .WithHttpHealthCheck(ServiceDefaultsPaths.Health)
-    .WithExternalHttpEndpoints()
-    .WithReplicas(PlatformTopology.For(PlatformResources.Gateway).Replicas)
-    .PublishAsHardenedService(cpu: "500m", memory: "512Mi", autoscaleTo: 10);
-
-// vLLM only where a GPU is: `Parameters:gpu=true` (user secrets, environment or the publish command). Without it the
-// gateway answers goblin-chat from the ChatFallback alone, so F5 works on a laptop.
-if (builder.AddVllmWhenGpuPresent() is { } vllm)
+DistributedApplication app;
+try
 {
-    gateway.WithVllmProvider(vllm);
+    app = Platform.Build(args);
+}
+catch (DistributedApplicationException ex)
+{
+    // A missing server binary or a bad setting: one line, and the exit code of every other bad configuration.
+    await Console.Error.WriteLineAsync($"GoblinAspire.AppHost: {ex.Message}");
+    return 2;
 }
 
-builder.Build().Run();
+await app.RunAsync();
+return 0;
 
-internal static class ServiceDefaultsPaths
+/// <summary>The platform: the one description of which service gets what.</summary>
+public static partial class Platform
 {
-    public const string Health = "/health";
-    public const string Alive = "/alive";
-}
+    /// <summary>The gateway's OpenAI base URL during development: <c>http://localhost:5300/v1</c>.</summary>
+    public const int GatewayPort = 5300;
 
-internal static class TopologyResourceBuilderExtensions
-{
-    /// <summary>
-    /// The secret parameters <see cref="PlatformTopology"/> gives this project, each as <c>AddParameter(…, secret: true)</c>.
-    /// An optional one (a cloud provider's key, a rented-GPU executor's key, the registry's encryption key) is composed,
-    /// with the settings that come with it, only where the operator gives it: in run mode when
-    /// <c>Parameters:{name}</c> has a value (user secrets or environment), at publish time when
-    /// <c>Parameters:{name}</c> is set at all, so a chart carries exactly the features its operator asked for.
-    /// </summary>
-    public static IResourceBuilder<ProjectResource> WithTopologySecrets(this IResourceBuilder<ProjectResource> project)
+    public static DistributedApplication Build(string[] args)
     {
-        var builder = project.ApplicationBuilder;
-        foreach (var secret in PlatformTopology.For(project.Resource.Name).SecretParameters)
-        {
-            var given = builder.Configuration[$"Parameters:{secret.Parameter}"];
-            if (secret.Optional && (builder.ExecutionContext.IsRunMode ? string.IsNullOrEmpty(given) : given is null))
-            {
-                continue;
-            }
+        var builder = DistributedApplication.CreateBuilder(args);
+        var stores = PlatformDataStores.Add(builder);
 
-            project.WithEnvironment(secret.Variable, builder.AddParameter(secret.Parameter, secret: true));
-            foreach (var (name, value) in secret.Settings)
-            {
-                project.WithEnvironment(name, value);
-            }
+        var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
+            .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
+            .WithReference(stores.RegistryDatabase).WaitFor(stores.RegistryDatabase)
+            .WithSecrets(PlatformSecrets.RegistrySigningKey, PlatformSecrets.RegistryEncryptionKey, PlatformSecrets.RegistryRetiredEncryptionKeys)
+            .WithHttpHealthCheck("/health")
+            .WithModelCommands();
+
+        var chatModel = builder.AddChatModel(modelRegistry, Path.Combine(stores.Mode.DataDirectory, "demo-model"));
+        var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
+            .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
+            .WithReference(modelRegistry).WaitFor(modelRegistry)
+            .WaitFor(chatModel)
+            .WithEnvironment("ChatFallback__RegisteredModel", PlatformResources.ChatModel)
+            .WithHttpHealthCheck("/health");
+
+        builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
+            .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
+            .WithReference(stores.TrainingDatabase).WaitFor(stores.TrainingDatabase)
+            .WithReference(modelRegistry).WaitFor(modelRegistry)
+            .WithSecrets(PlatformSecrets.VastAiApiKey, PlatformSecrets.RunPodApiKey)
+            .WithHttpHealthCheck("/health");
+
+        var adminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, new GenerateParameterDefault { MinLength = 40, Special = false }, secret: true, persist: true);
+        var gateway = builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
+            .WithHttpEndpoint(port: GatewayPort, name: PlatformResources.HttpEndpoint)
+            .WithExternalHttpEndpoints()
+            .WithReplicas(2)
+            .WithReference(stores.Redis).WaitFor(stores.Redis)
+            .WithReference(stores.GatewayDatabase).WaitFor(stores.GatewayDatabase)
+            .WithReference(chatFallback).WaitFor(chatFallback)
+            .WithEnvironment(PlatformSecrets.GatewayAdminKey.Variable, adminKey)
+            .WithSecrets(PlatformSecrets.OpenAiApiKey)
+            .WithHttpHealthCheck("/health")
+            .WithKeyCommands(adminKey);
+
+        // vLLM only where a GPU is: `Parameters:gpu=true`. Without it the gateway answers goblin-chat from the
+        // ChatFallback alone, so F5 works on a laptop.
+        if (builder.AddVllmWhenGpuPresent() is { } vllm)
+        {
+            gateway.WithVllmProvider(vllm);
         }
 
-        return project;
-    }
-
-    /// <summary>The fixed settings <see cref="PlatformTopology"/> gives this project, e.g. the ChatFallback's registered model.</summary>
-    public static IResourceBuilder<ProjectResource> WithTopologySettings(this IResourceBuilder<ProjectResource> project)
-    {
-        foreach (var (name, value) in PlatformTopology.For(project.Resource.Name).FixedSettings)
+        if (builder.ExecutionContext.IsRunMode)
         {
-            project.WithEnvironment(name, value);
+            var developmentKey = builder.AddParameter("gateway-development-key", new GenerateParameterDefault { MinLength = 32, Special = false, Upper = false }, secret: true, persist: true);
+            gateway.WithDevelopmentAccess(adminKey, developmentKey, chatModel);
         }
 
-        return project;
+        return builder.Build();
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using GoblinAspire.AppHost;
 using GoblinAspire.ServiceDefaults;
 
 /// <summary>
@@ -54,8 +55,7 @@ internal static partial class Vllm
             })
             .WithHttpEndpoint(targetPort: 8000, name: PlatformResources.HttpEndpoint)
             .WithHttpHealthCheck("/health")
-            .WithContainerRuntimeArgs("--gpus", "all", "--ipc", "host")
-            .PublishOnGpuNode(DownloadCommand(model, revision));
+            .WithContainerRuntimeArgs("--gpus", "all", "--ipc", "host");
 
         if (!builder.ExecutionContext.IsPublishMode)
         {
@@ -79,15 +79,16 @@ internal static partial class Vllm
     /// The gateway's first provider for goblin-chat, ahead of the ChatFallback (priority 100 in its appsettings). The
     /// gateway does not wait for vLLM: while the model loads, the ChatFallback answers.
     /// </summary>
-    public static IResourceBuilder<ProjectResource> WithVllmProvider(this IResourceBuilder<ProjectResource> gateway, IResourceBuilder<ContainerResource> vllm) =>
-        gateway
-            .WithReference(vllm.GetEndpoint(PlatformResources.HttpEndpoint))
-            .WithEnvironment("Gateway__Providers__1__Name", PlatformResources.Vllm)
-            .WithEnvironment("Gateway__Providers__1__Kind", "openai")
-            .WithEnvironment("Gateway__Providers__1__BaseUrl", PlatformResources.ServiceUri(PlatformResources.Vllm).AbsoluteUri)
-            .WithEnvironment("Gateway__Providers__1__Priority", "0")
-            .WithEnvironment("Gateway__Providers__1__Models__0__Name", PlatformResources.ChatModel)
-            .WithEnvironment("Gateway__Providers__1__Models__0__ContextLength", "32768");
+    public static IResourceBuilder<ProjectResource> WithVllmProvider(this IResourceBuilder<ProjectResource> gateway, IResourceBuilder<ContainerResource> vllm)
+    {
+        gateway.WithReference(vllm.GetEndpoint(PlatformResources.HttpEndpoint));
+        foreach (var (name, value) in GatewayProviders.Entry(PlatformResources.Vllm, kind: "openai", baseUrl: PlatformResources.ServiceUri(PlatformResources.Vllm).AbsoluteUri, priority: 0, contextLength: 32768))
+        {
+            gateway.WithEnvironment(name, value);
+        }
+
+        return gateway;
+    }
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex CommitSha();

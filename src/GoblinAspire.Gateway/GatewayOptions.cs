@@ -15,6 +15,10 @@ public sealed class GatewayOptions
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxUpstreamResponseBytes { get; set; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// The providers. appsettings.json lists the ChatFallback at index 0; others may be added under a name instead of an
+    /// index (<c>Gateway__Providers__vllm__Kind</c>), as the AppHost does: the binder takes every child as an entry.
+    /// </summary>
     public List<ProviderOptions> Providers { get; set; } = [];
 
     [ValidateObjectMembers]

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using GoblinAspire.Gateway.Tests.StandIns;
-using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.Gateway.Tests;

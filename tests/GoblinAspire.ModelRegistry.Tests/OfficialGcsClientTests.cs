@@ -1,4 +1,3 @@
-using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.ModelRegistry.Tests;

@@ -1,5 +1,4 @@
 using System.Net;
-using GoblinAspire.LocalHost;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.ServiceDefaults.Tests;

@@ -1,4 +1,3 @@
-using GoblinAspire.LocalHost;
 
 namespace GoblinAspire.Testing;
 

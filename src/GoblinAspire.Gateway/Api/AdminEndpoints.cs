@@ -37,7 +37,11 @@ public static class AdminEndpoints
                 return Error(invalid);
             }
 
-            var (key, secret) = await store.CreateAsync(request!, http.RequestAborted);
+            if (await store.CreateAsync(request!, http.RequestAborted) is not (var key, var secret))
+            {
+                return Error(new OpenAiError(StatusCodes.Status409Conflict, "A key with this secret already exists.", OpenAiError.InvalidRequest, "key", "key_exists"));
+            }
+
             return Results.Json(key with { Secret = secret }, AdminJson.Default.VirtualKey, statusCode: StatusCodes.Status201Created);
         });
         admin.MapGet("/keys", async (string? team, KeyStore store, CancellationToken ct) =>
@@ -122,6 +126,11 @@ public static class AdminEndpoints
         if (request.Rpm is < 0 || request.Tpm is < 0 || request.MaxParallel is < 0 || request.BudgetUsd is < 0)
         {
             return OpenAiError.InvalidParameter("limits", "rpm, tpm, max_parallel and budget_usd must not be negative.");
+        }
+
+        if (request.Key is { } chosen && !KeyStore.IsAcceptableSecret(chosen))
+        {
+            return OpenAiError.InvalidParameter("key", $"key must start with {KeyStore.KeyPrefix} and be 32 to 128 letters, digits, '-' or '_'.");
         }
 
         if (request.BudgetPeriod is not (null or "day" or "week" or "month"))

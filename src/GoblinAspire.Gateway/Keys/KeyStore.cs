@@ -13,11 +13,21 @@ public sealed class KeyStore(NpgsqlDataSource dataSource, TimeProvider time)
 
     public static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
 
-    /// <returns>The stored key and the secret, which is never available again.</returns>
-    public async Task<(VirtualKey Key, string Secret)> CreateAsync(KeySettings settings, CancellationToken cancellationToken)
+    /// <summary>
+    /// A key the caller chose (<see cref="KeySettings.Key"/>, as LiteLLM's <c>key</c> on key generation) must look like
+    /// one this store makes, and be long enough that guessing it is no easier.
+    /// </summary>
+    public static bool IsAcceptableSecret(string secret) =>
+        secret.StartsWith(KeyPrefix, StringComparison.Ordinal) && secret.Length is >= 32 and <= 128 && secret.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
+    /// <returns>
+    /// The stored key and the secret, which is never available again; null when the caller's chosen secret is already
+    /// a key.
+    /// </returns>
+    public async Task<(VirtualKey Key, string Secret)?> CreateAsync(KeySettings settings, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        var secret = KeyPrefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var secret = settings.Key ?? KeyPrefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var id = Guid.CreateVersion7(time.GetUtcNow());
         await using var command = dataSource.CreateCommand(
             $"""
@@ -39,7 +49,14 @@ public sealed class KeyStore(NpgsqlDataSource dataSource, TimeProvider time)
         command.Parameters.AddWithValue("period", (object?)settings.BudgetPeriod ?? DBNull.Value);
         command.Parameters.AddWithValue("expires", (object?)settings.ExpiresAt ?? DBNull.Value);
         command.Parameters.AddWithValue("disabled", settings.Disabled ?? false);
-        return ((await ReadAsync(command, cancellationToken))[0], secret);
+        try
+        {
+            return ((await ReadAsync(command, cancellationToken))[0], secret);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && settings.Key is not null)
+        {
+            return null;
+        }
     }
 
     public async Task<VirtualKey?> FindBySecretAsync(string secret, CancellationToken cancellationToken)

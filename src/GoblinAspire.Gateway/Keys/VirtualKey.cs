@@ -39,4 +39,5 @@ public sealed record KeySettings(
     decimal? BudgetUsd,
     string? BudgetPeriod,
     DateTimeOffset? ExpiresAt,
-    bool? Disabled);
+    bool? Disabled,
+    string? Key = null);

@@ -1,0 +1,57 @@
+using System.Collections.Immutable;
+using GoblinAspire.ServiceDefaults;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace GoblinAspire.AppHost.ChatModel;
+
+/// <summary>
+/// The production version of <see cref="PlatformResources.ChatModel"/> as a resource of its own: it shows in the
+/// dashboard while the model is registered, turns Running with the version once one is in production, and lets the
+/// ChatFallback wait for a model to serve rather than answer "model not loaded" on the first run.
+/// </summary>
+public sealed class ChatModelResource(string name) : Resource(name);
+
+public static class ChatModelResourceExtensions
+{
+    /// <summary>
+    /// Once the registry is healthy, makes sure <see cref="PlatformResources.ChatModel"/> has a production version
+    /// through the registry's own API: the GGUF file of the <c>chat-model-path</c> parameter when given, else the demo
+    /// model (random weights) when none is in production yet.
+    /// </summary>
+    public static IResourceBuilder<ChatModelResource> AddChatModel(this IDistributedApplicationBuilder builder, IResourceBuilder<ProjectResource> registry, string demoDirectory)
+    {
+        var chatModel = builder.AddResource(new ChatModelResource($"{PlatformResources.ChatModel}-model"))
+            .WithInitialState(new CustomResourceSnapshot
+            {
+                ResourceType = "Model",
+                State = KnownResourceStates.Waiting,
+                Properties = [new("registered_model", PlatformResources.ChatModel)],
+            })
+            .ExcludeFromManifest();
+        var modelPath = builder.Configuration["Parameters:chat-model-path"] is { Length: > 0 } path ? path : null;
+        registry.OnResourceReady(async (resource, @event, cancellationToken) =>
+        {
+            var notifications = @event.Services.GetRequiredService<ResourceNotificationService>();
+            var log = @event.Services.GetRequiredService<ResourceLoggerService>().GetLogger(chatModel.Resource);
+            await notifications.PublishUpdateAsync(chatModel.Resource, s => s with { State = KnownResourceStates.Starting });
+            try
+            {
+                using var client = new HttpClient { BaseAddress = resource.GetEndpoint(PlatformResources.HttpEndpoint).Url is { } url ? new Uri(url) : null, Timeout = TimeSpan.FromMinutes(5) };
+                var version = await new ChatModelProvisioner(client, line => log.LogInformation("{Line}", line)).EnsureAsync(modelPath, demoDirectory, cancellationToken);
+                await notifications.PublishUpdateAsync(chatModel.Resource, s => s with
+                {
+                    State = KnownResourceStates.Running,
+                    StartTimeStamp = DateTime.UtcNow,
+                    Properties = [.. s.Properties.Where(p => p.Name != "production_version"), new("production_version", version)],
+                });
+            }
+            catch (Exception ex) when (ex is HttpRequestException or InvalidOperationException or IOException or TaskCanceledException)
+            {
+                log.LogError("{Error}", ex.Message);
+                await notifications.PublishUpdateAsync(chatModel.Resource, s => s with { State = KnownResourceStates.FailedToStart });
+            }
+        });
+        return chatModel;
+    }
+}

@@ -1,0 +1,35 @@
+namespace GoblinAspire.AppHost;
+
+internal static class ResourceBuilderExtensions
+{
+    /// <summary>
+    /// Each secret as <c>AddParameter(…, secret: true)</c> into its setting. An optional one is composed, with the
+    /// settings that come with it, only where the operator gives it: in run mode when <c>Parameters:{name}</c> has a
+    /// value, when publishing when it is set at all, so a manifest carries exactly the features its operator asked for.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithSecrets(this IResourceBuilder<ProjectResource> project, params PlatformSecret[] secrets)
+    {
+        var builder = project.ApplicationBuilder;
+        foreach (var secret in secrets)
+        {
+            var given = builder.Configuration[$"Parameters:{secret.Parameter}"];
+            if (secret.Optional && (builder.ExecutionContext.IsRunMode ? string.IsNullOrEmpty(given) : given is null))
+            {
+                continue;
+            }
+
+            var parameter = builder.Resources.OfType<ParameterResource>().FirstOrDefault(p => p.Name == secret.Parameter) is { } existing
+                ? builder.CreateResourceBuilder(existing)
+                : secret.Optional
+                    ? builder.AddParameter(secret.Parameter, secret: true)
+                    : builder.AddParameter(secret.Parameter, new GenerateParameterDefault { MinLength = 40, Special = false }, secret: true, persist: true);
+            project.WithEnvironment(secret.Variable, parameter);
+            foreach (var (name, value) in secret.Settings)
+            {
+                project.WithEnvironment(name, value);
+            }
+        }
+
+        return project;
+    }
+}
