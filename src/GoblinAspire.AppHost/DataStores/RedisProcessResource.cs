@@ -9,7 +9,7 @@ namespace GoblinAspire.AppHost.DataStores;
 /// The machine's <c>redis-server</c> as an executable resource: password authentication, an append-only file in its
 /// data folder, and a connection string in the format of Aspire's Redis container (<c>host:port,password=…</c>).
 /// </summary>
-public sealed class RedisServerResource(string name, string command, string dataDirectory, ParameterResource password)
+public sealed class RedisProcessResource(string name, string command, string dataDirectory, ParameterResource password)
     : ExecutableResource(name, command, dataDirectory), IResourceWithConnectionString
 {
     public const string PrimaryEndpointName = "tcp";
@@ -27,16 +27,16 @@ public sealed class RedisServerResource(string name, string command, string data
         ReferenceExpression.Create($"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)},password={PasswordParameter}");
 }
 
-public static class RedisServerResourceExtensions
+public static class RedisProcessExtensions
 {
-    public static IResourceBuilder<RedisServerResource> AddRedisServer(this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> password, string dataDirectory)
+    public static IResourceBuilder<RedisProcessResource> AddRedisServer(this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> password, string dataDirectory)
     {
         var directory = Path.Combine(dataDirectory, name);
-        var redis = new RedisServerResource(name, ServerBinaries.RedisServer, directory, password.Resource);
+        var redis = new RedisProcessResource(name, ServerBinaries.RedisServer, directory, password.Resource);
         var healthCheck = $"{name}_check";
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new RedisPing(redis), failureStatus: null, tags: null));
         return builder.AddResource(redis)
-            .WithEndpoint(name: RedisServerResource.PrimaryEndpointName, scheme: "tcp")
+            .WithEndpoint(name: RedisProcessResource.PrimaryEndpointName, scheme: "tcp")
             .WithArgs(context =>
             {
                 context.Args.Add(redis.ConfigurationFile);
@@ -62,7 +62,7 @@ public static class RedisServerResourceExtensions
     }
 
     /// <summary>Healthy once the server answers PING with the password, as the container's check is.</summary>
-    private sealed class RedisPing(RedisServerResource redis) : IHealthCheck
+    private sealed class RedisPing(RedisProcessResource redis) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {

@@ -13,7 +13,7 @@ namespace GoblinAspire.AppHost.DataStores;
 /// PostgreSQL container. As root it runs as the <c>postgres</c> user through <c>setpriv</c>, which execs rather than
 /// forks, so the process the orchestrator stops is the server itself and nothing outlives it.
 /// </summary>
-public sealed class PostgresServerResource(string name, string command, string dataDirectory, ParameterResource password, bool durable)
+public sealed class PostgresProcessResource(string name, string command, string dataDirectory, ParameterResource password, bool durable)
     : ExecutableResource(name, command, dataDirectory), IResourceWithConnectionString
 {
     public const string PrimaryEndpointName = "tcp";
@@ -30,38 +30,38 @@ public sealed class PostgresServerResource(string name, string command, string d
     public EndpointReference PrimaryEndpoint => _primaryEndpoint ??= new(this, PrimaryEndpointName);
 
     /// <summary>The databases, created once the server is ready.</summary>
-    public List<PostgresDatabaseResource> Databases { get; } = [];
+    public List<PostgresProcessDatabaseResource> Databases { get; } = [];
 
     public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create(
         $"Host={PrimaryEndpoint.Property(EndpointProperty.Host)};Port={PrimaryEndpoint.Property(EndpointProperty.Port)};Username={Superuser};Password={PasswordParameter}");
 }
 
-/// <summary>A database of a <see cref="PostgresServerResource"/>: the server's connection string with <c>Database=</c>.</summary>
-public sealed class PostgresDatabaseResource(string name, string databaseName, PostgresServerResource parent)
-    : Resource(name), IResourceWithParent<PostgresServerResource>, IResourceWithConnectionString
+/// <summary>A database of a <see cref="PostgresProcessResource"/>: the server's connection string with <c>Database=</c>.</summary>
+public sealed class PostgresProcessDatabaseResource(string name, string databaseName, PostgresProcessResource parent)
+    : Resource(name), IResourceWithParent<PostgresProcessResource>, IResourceWithConnectionString
 {
-    public PostgresServerResource Parent { get; } = parent;
+    public PostgresProcessResource Parent { get; } = parent;
 
     public string DatabaseName { get; } = databaseName;
 
     public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create($"{Parent};Database={DatabaseName}");
 }
 
-public static class PostgresServerResourceExtensions
+public static class PostgresProcessExtensions
 {
     /// <summary>The unprivileged user PostgreSQL runs as when the AppHost runs as root (it refuses to run as root).</summary>
     private const string ServiceUser = "postgres";
 
     private static bool IsRoot => Environment.UserName == "root";
 
-    public static IResourceBuilder<PostgresServerResource> AddPostgresServer(this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> password, string dataDirectory, bool durable)
+    public static IResourceBuilder<PostgresProcessResource> AddPostgresServer(this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> password, string dataDirectory, bool durable)
     {
         var postgres = ServerBinaries.Postgres("postgres");
-        var server = new PostgresServerResource(name, IsRoot ? ServerBinaries.FindOnPath("setpriv") ?? "/usr/bin/setpriv" : postgres, Path.Combine(dataDirectory, name), password.Resource, durable);
+        var server = new PostgresProcessResource(name, IsRoot ? ServerBinaries.FindOnPath("setpriv") ?? "/usr/bin/setpriv" : postgres, Path.Combine(dataDirectory, name), password.Resource, durable);
         var healthCheck = $"{name}_check";
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new SelectOne(server, server.ConnectionStringExpression), failureStatus: null, tags: null));
         return builder.AddResource(server)
-            .WithEndpoint(name: PostgresServerResource.PrimaryEndpointName, scheme: "tcp")
+            .WithEndpoint(name: PostgresProcessResource.PrimaryEndpointName, scheme: "tcp")
             .WithArgs(context =>
             {
                 if (IsRoot)
@@ -99,9 +99,9 @@ public static class PostgresServerResourceExtensions
             .WithHealthCheck(healthCheck);
     }
 
-    public static IResourceBuilder<PostgresDatabaseResource> AddDatabase(this IResourceBuilder<PostgresServerResource> server, string name, string? databaseName = null)
+    public static IResourceBuilder<PostgresProcessDatabaseResource> AddDatabase(this IResourceBuilder<PostgresProcessResource> server, string name, string? databaseName = null)
     {
-        var database = new PostgresDatabaseResource(name, databaseName ?? name, server.Resource);
+        var database = new PostgresProcessDatabaseResource(name, databaseName ?? name, server.Resource);
         server.Resource.Databases.Add(database);
         var healthCheck = $"{name}_check";
         server.ApplicationBuilder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new SelectOne(database, database.ConnectionStringExpression), failureStatus: null, tags: null));
@@ -119,7 +119,7 @@ public static class PostgresServerResourceExtensions
     private static readonly string[] Fast = ["fsync=off", "synchronous_commit=off", "full_page_writes=off"];
 
     /// <summary>Runs <c>initdb</c> when the data folder holds no cluster yet.</summary>
-    private static async Task InitializeClusterAsync(PostgresServerResource server, ILogger log, CancellationToken cancellationToken)
+    private static async Task InitializeClusterAsync(PostgresProcessResource server, ILogger log, CancellationToken cancellationToken)
     {
         if (File.Exists(Path.Combine(server.ClusterDirectory, "PG_VERSION")))
         {
@@ -139,7 +139,7 @@ public static class PostgresServerResourceExtensions
         File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         try
         {
-            string[] initdb = [ServerBinaries.Postgres("initdb"), "-D", server.ClusterDirectory, "-U", PostgresServerResource.Superuser, $"--pwfile={passwordFile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", .. server.Durable ? Array.Empty<string>() : ["--no-sync"]];
+            string[] initdb = [ServerBinaries.Postgres("initdb"), "-D", server.ClusterDirectory, "-U", PostgresProcessResource.Superuser, $"--pwfile={passwordFile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", .. server.Durable ? Array.Empty<string>() : ["--no-sync"]];
             if (IsRoot)
             {
                 await RunAsync("chown", [$"{ServiceUser}:{ServiceUser}", passwordFile], log, cancellationToken);
@@ -179,7 +179,7 @@ public static class PostgresServerResourceExtensions
         }
     }
 
-    private static async Task CreateDatabaseAsync(PostgresServerResource server, string database, CancellationToken cancellationToken)
+    private static async Task CreateDatabaseAsync(PostgresProcessResource server, string database, CancellationToken cancellationToken)
     {
         await using var connection = new NpgsqlConnection(await server.ConnectionStringExpression.GetValueAsync(cancellationToken) + ";Pooling=false");
         await connection.OpenAsync(cancellationToken);

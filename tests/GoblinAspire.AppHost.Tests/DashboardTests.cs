@@ -1,0 +1,62 @@
+using GoblinAspire.AppHost.Tests.Platform;
+using GoblinAspire.ServiceDefaults;
+using GoblinAspire.Testing;
+using Microsoft.Playwright;
+
+namespace GoblinAspire.AppHost.Tests;
+
+/// <summary>
+/// The Aspire dashboard as a platform engineer sees it, in Debian's Chromium driven by Playwright: log in with the
+/// token, and every resource is Running and healthy. The screenshot lands in docs/images.
+/// </summary>
+[Collection(WholePlatformCollection.Name)]
+public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPlatform>
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task The_dashboard_logs_in_with_the_token_and_shows_every_resource_running_and_healthy()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: install Debian's chromium package (./test.sh does).");
+        foreach (var resource in ExpectedResources)
+        {
+            await platform.App.ResourceNotifications.WaitForResourceHealthyAsync(resource);
+        }
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            // As root in a sandbox-less container, with nothing reaching outside loopback.
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1600, Height = 1000 } });
+        var login = await platform.App.GetDashboardUrlAsync();
+        Assert.Contains("/login?t=", login.AbsoluteUri, StringComparison.Ordinal);
+        await page.GotoAsync(login.AbsoluteUri);
+
+        // The resources page lists each resource with its state; health shows as a warning icon beside the state.
+        string text = "";
+        await Eventually.HoldsAsync(async () =>
+        {
+            text = await page.InnerTextAsync("body");
+            return ExpectedResources.All(r => text.Contains(r, StringComparison.Ordinal)) && text.Contains("Running", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(60), "the resources page listing every resource");
+        Assert.DoesNotContain("Unhealthy", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("FailedToStart", text, StringComparison.Ordinal);
+        var rows = await page.Locator("fluent-data-grid-row, [role=row]").AllInnerTextsAsync();
+        foreach (var resource in ExpectedResources)
+        {
+            var row = rows.FirstOrDefault(r => r.Contains(resource, StringComparison.Ordinal));
+            Assert.True(row is not null && row.Contains("Running", StringComparison.Ordinal), $"{resource}: {row ?? "no row"}\n{text}");
+        }
+
+        var images = Path.Combine(ServiceProcess.RepositoryRoot(), "docs", "images");
+        Directory.CreateDirectory(images);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(images, "dashboard.png"), FullPage = true });
+    }
+
+    private static IEnumerable<string> ExpectedResources =>
+        [.. PlatformResources.Services, PlatformResources.Redis, PlatformResources.Postgres, PlatformResources.GatewayDatabase, PlatformResources.RegistryDatabase, PlatformResources.TrainingDatabase];
+}
