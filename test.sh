@@ -1,47 +1,58 @@
 #!/usr/bin/env bash
-# The one test command: builds and tests the whole solution with warnings as errors.
-# Where the Aspire packages do not restore (a partial NuGet mirror), it builds and tests everything except the
-# AppHost projects and says so in one line; where no container runtime answers, it runs the AppHost tests that
-# need none. Ends with "N passed, N failed[, N skipped]".
+# The one test command: installs what the tests need where it is missing (idempotent), then builds the whole solution
+# with warnings as errors, the AppHost included, and runs every test project. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
 
 configuration="${CONFIGURATION:-Release}"
-target=GoblinAspire.sln
-filter=()
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-if ! dotnet restore src/GoblinAspire.AppHost/GoblinAspire.AppHost.csproj >"$log_dir/apphost-restore.log" 2>&1; then
-  if grep -q "Aspire" "$log_dir/apphost-restore.log"; then
-    # A solution filter of every project in the solution but the AppHost ones, made from the .sln itself.
-    target=GoblinAspire.NoAspire.slnf
-    projects=$(grep -oE '"[^"]+\.csproj"' GoblinAspire.sln | grep -v 'AppHost' | sed 's/\\/\\\\/g' | paste -sd, -)
-    printf '{"solution":{"path":"GoblinAspire.sln","projects":[%s]}}\n' "$projects" >"$target"
-    echo "Skipped GoblinAspire.AppHost and GoblinAspire.AppHost.Tests: the Aspire 13 packages (Aspire.AppHost.Sdk, Aspire.Hosting.*) do not restore from the configured NuGet feeds."
-  else
-    cat "$log_dir/apphost-restore.log"
-    echo "AppHost restore failed for a reason other than missing Aspire packages." >&2
+# Debian packages the tests run for real: Redis and PostgreSQL (the AppHost runs them as processes when no container
+# runtime answers), setsid and setpriv (util-linux), promtool (alert rules), Node.js (Google's official GCS client) and
+# Chromium (the dashboard test).
+packages=()
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  packages+=(postgresql)
+fi
+{ command -v setsid && command -v setpriv; } >/dev/null 2>&1 || packages+=(util-linux)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+if [ "${#packages[@]}" -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "Installing ${packages[*]} with apt-get."
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { "${sudo_cmd[@]}" apt-get update -qq && "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >"$log_dir/apt.log" 2>&1; }; then
+    cat "$log_dir/apt.log"
+    echo "0 passed, 1 failed"
     exit 1
   fi
-elif ! docker info >/dev/null 2>&1; then
-  filter=(--filter "Category!=RequiresContainerRuntime")
-  echo "Skipped the AppHost tests that start containers: no container runtime answers 'docker info'."
 fi
 
-# Google's official GCS client for Node.js, which a registry test drives; pinned by its package-lock.json.
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "The .NET 10 SDK is required (dotnet on PATH)." >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# Google's official Cloud Storage client for Node.js, which a registry test drives; pinned by its package-lock.json.
 if ! (cd tests/gcs-client && npm ci --no-audit --no-fund --loglevel=error >"$log_dir/npm.log" 2>&1); then
   cat "$log_dir/npm.log"
   echo "0 passed, 1 failed"
   exit 1
 fi
 
-if ! dotnet build "$target" -c "$configuration" -warnaserror -nologo -v quiet; then
+if ! dotnet build GoblinAspire.sln -c "$configuration" -warnaserror -nologo -v quiet; then
   echo "0 passed, 1 failed"
   exit 1
 fi
 
-dotnet test "$target" -c "$configuration" --no-build --nologo "${filter[@]}" 2>&1 | tee "$log_dir/test.log"
+dotnet test GoblinAspire.sln -c "$configuration" --no-build --nologo 2>&1 | tee "$log_dir/test.log"
 test_status=${PIPESTATUS[0]}
 
 summaries="$(grep -E '^(Passed|Failed)!' "$log_dir/test.log" || true)"

@@ -7,7 +7,7 @@ namespace GoblinAspire.AppHost.Tests;
 
 /// <summary>
 /// The Aspire dashboard as a platform engineer sees it, in Debian's Chromium driven by Playwright: log in with the
-/// token, and every resource is Running and healthy. The screenshot lands in docs/images.
+/// token, and every resource is Running and healthy. The screenshot lands in TestResults/ (docs/images keeps one).
 /// </summary>
 [Collection(WholePlatformCollection.Name)]
 public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPlatform>
@@ -52,9 +52,9 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
             Assert.True(row is not null && row.Contains("Running", StringComparison.Ordinal), $"{resource}: {row ?? "no row"}\n{text}");
         }
 
-        var images = Path.Combine(ServiceProcess.RepositoryRoot(), "docs", "images");
-        Directory.CreateDirectory(images);
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(images, "dashboard.png"), FullPage = true });
+        var results = Path.Combine(ServiceProcess.RepositoryRoot(), "TestResults");
+        Directory.CreateDirectory(results);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(results, "dashboard.png"), FullPage = true });
     }
 
     private static IEnumerable<string> ExpectedResources =>

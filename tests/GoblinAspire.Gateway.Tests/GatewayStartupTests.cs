@@ -42,4 +42,22 @@ public sealed class GatewayStartupTests(PlatformServers servers)
         var error = Assert.Throws<OptionsValidationException>(() => app.Services.GetRequiredService<IStartupValidator>().Validate());
         Assert.Contains("MaxRequestBodyBytes", error.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>As a process with Aspire's environment: exit code 2 and one line naming the bad value, no stack trace.</summary>
+    [Fact]
+    public async Task Invalid_configuration_stops_the_process_with_one_clear_line()
+    {
+        await using var process = ServiceProcess.Start("Gateway", new Dictionary<string, string>
+        {
+            ["ConnectionStrings__redis"] = servers.Redis.ConnectionString,
+            ["ConnectionStrings__gatewaydb"] = servers.Postgres.ConnectionString(),
+            ["services__chatfallback__http__0"] = "http://127.0.0.1:9",
+            ["Gateway__MaxRequestBodyBytes"] = "7",
+        });
+
+        Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var line = Assert.Single(process.StandardError.Where(l => l.Length > 0));
+        Assert.StartsWith("GoblinAspire.Gateway: invalid configuration:", line, StringComparison.Ordinal);
+        Assert.Contains("MaxRequestBodyBytes", line, StringComparison.Ordinal);
+    }
 }

@@ -24,6 +24,7 @@ public sealed record ProcessLaunch(string Name, string FileName, IReadOnlyList<s
 /// </summary>
 public sealed partial class ManagedProcess : IAsyncDisposable
 {
+    public const int SigInt = 2;
     public const int SigKill = 9;
     public const int SigTerm = 15;
     private const int RecentLines = 400;
@@ -115,6 +116,18 @@ public sealed partial class ManagedProcess : IAsyncDisposable
         if (!HasExited)
         {
             _ = Kill(_process.Id, signal);
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="signal"/> to the process's whole group, as a terminal's Ctrl-C does (the process leads its
+    /// own session when setsid started it).
+    /// </summary>
+    public void SignalGroup(int signal)
+    {
+        if (!HasExited)
+        {
+            _ = Kill(-_process.Id, signal);
         }
     }
 
