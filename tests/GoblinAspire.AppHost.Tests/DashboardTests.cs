@@ -52,6 +52,23 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
             Assert.True(row is not null && row.Contains("Running", StringComparison.Ordinal), $"{resource}: {row ?? "no row"}\n{text}");
         }
 
+        // One chat request is one trace across the gateway and the ChatFallback, in the dashboard's trace list.
+        using (var gateway = platform.Client(PlatformResources.Gateway, platform.DevelopmentKey))
+        using (var chat = await gateway.PostAsync("/v1/chat/completions", PlatformFixture.Json("""{"model":"goblin-chat","messages":[{"role":"user","content":"trace me"}],"max_tokens":2}""")))
+        {
+            Assert.True(chat.IsSuccessStatusCode, await chat.Content.ReadAsStringAsync());
+        }
+
+        var traces = new Uri(login, "/traces").AbsoluteUri;
+        IReadOnlyList<string> traceRows = [];
+        await Eventually.HoldsAsync(async () =>
+        {
+            await page.GotoAsync(traces);
+            await page.WaitForTimeoutAsync(1000);
+            traceRows = await page.Locator("fluent-data-grid-row, [role=row]").AllInnerTextsAsync();
+            return traceRows.Any(r => r.Contains("/v1/chat/completions", StringComparison.Ordinal) && r.Contains(PlatformResources.ChatFallback, StringComparison.Ordinal) && r.Contains(PlatformResources.Gateway, StringComparison.Ordinal));
+        }, TimeSpan.FromSeconds(60), "a chat trace spanning the gateway and the ChatFallback");
+
         var results = Path.Combine(ServiceProcess.RepositoryRoot(), "TestResults");
         Directory.CreateDirectory(results);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(results, "dashboard.png"), FullPage = true });

@@ -56,7 +56,7 @@ public sealed class GatewayStartupTests(PlatformServers servers)
         });
 
         Assert.Equal(2, await process.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        var line = Assert.Single(process.StandardError.Where(l => l.Length > 0));
+        var line = Assert.Single(process.StandardError, l => l.Length > 0);
         Assert.StartsWith("GoblinAspire.Gateway: invalid configuration:", line, StringComparison.Ordinal);
         Assert.Contains("MaxRequestBodyBytes", line, StringComparison.Ordinal);
     }
