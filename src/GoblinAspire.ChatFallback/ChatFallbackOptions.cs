@@ -22,6 +22,12 @@ public sealed class ChatFallbackOptions
     [RegularExpression(@"^[^\s/][^\s]{0,255}$")]
     public string? RegisteredModel { get; set; }
 
+    /// <summary>
+    /// Other names the served model answers to, beside its own (the GGUF's <c>general.name</c>) and
+    /// <see cref="RegisteredModel"/>. Any other model name is OpenAI's 404 <c>model_not_found</c>.
+    /// </summary>
+    public List<string> ModelAliases { get; set; } = [];
+
     /// <summary>The ModelRegistry's base address; service discovery resolves the default.</summary>
     [Required]
     public Uri RegistryUrl { get; set; } = new("http://modelregistry");

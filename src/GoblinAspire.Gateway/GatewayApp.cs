@@ -17,10 +17,12 @@ namespace GoblinAspire.Gateway;
 
 public static class GatewayApp
 {
-    /// <param name="configure">Lets tests and the local host add configuration before the app is built.</param>
+    /// <param name="configure">Lets tests add configuration before the app is built.</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // The content root is where the dll is, not the current folder: `dotnet /srv/gateway/GoblinAspire.Gateway.dll`
+        // started from anywhere still reads its own appsettings.json (and its ChatFallback provider).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         configure?.Invoke(builder);
 
         builder.AddServiceDefaults();

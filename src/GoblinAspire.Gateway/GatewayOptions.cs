@@ -191,6 +191,11 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             }
         }
 
+        if (options.Providers.Count == 0)
+        {
+            result.AddError("no provider is configured; list at least one (appsettings.json lists the ChatFallback).", "Gateway:Providers");
+        }
+
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < options.Providers.Count; i++)
         {

@@ -18,7 +18,7 @@ public sealed class ChatApiTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _host = await StartAsync(new() { ["ChatFallback__ModelPath"] = ModelPath, ["ChatFallback__MaxQueueLength"] = "0" });
+        _host = await StartAsync(new() { ["ChatFallback__ModelPath"] = ModelPath, ["ChatFallback__MaxQueueLength"] = "0", ["ChatFallback__ModelAliases__0"] = "any" });
         await Eventually.HoldsAsync(async () => (await Http.GetStringAsync("/health")).Contains("\"Healthy\"", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "the model to load");
     }
 
@@ -28,6 +28,17 @@ public sealed class ChatApiTests : IAsyncLifetime
     {
         settings["Logging__LogLevel__Default"] = "Warning";
         return await TestWebHost.StartAsync(ChatFallbackApp.Build([], builder => TestWebHost.Configure(builder, settings)));
+    }
+
+    /// <summary>Only the served model, its registered name and its aliases are answered; anything else is OpenAI's 404.</summary>
+    [Fact]
+    public async Task An_unknown_model_name_is_openais_404_model_not_found()
+    {
+        using var response = await Http.PostAsync("/v1/chat/completions", Json("""{"model":"no-such-model-xyz","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"""));
+        var error = (await ReadAsync(response, HttpStatusCode.NotFound)).GetProperty("error");
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Equal("model", error.GetProperty("param").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
     }
 
     [Fact]

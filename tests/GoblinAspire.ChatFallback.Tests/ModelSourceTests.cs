@@ -49,6 +49,7 @@ public sealed class ModelSourceTests
             ["ChatFallback__Upstream__BaseUrl"] = upstream.BaseAddress.AbsoluteUri + "v1",
             ["ChatFallback__Upstream__ApiKey"] = "sk-upstream-secret",
             ["ChatFallback__Upstream__Model"] = "gpt-4o-mini",
+            ["ChatFallback__ModelAliases__0"] = "local",
         });
         var answer = await ChatApiTests.ReadAsync(await host.Client.PostAsync("/v1/chat/completions", ChatApiTests.Json("""{"model":"local","messages":[{"role":"user","content":"hi"}]}""")), HttpStatusCode.OK);
         Assert.Equal("from the cloud", answer.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());

@@ -84,6 +84,46 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_key_restricted_to_some_models_lists_and_retrieves_only_those()
+    {
+        var (_, restricted) = await CreateKeyAsync(_gateway.Client, new { name = "narrow", allowed_models = new[] { "chat" } });
+        var (_, open) = await CreateKeyAsync(_gateway.Client, new { name = "wide" });
+        async Task<HttpResponseMessage> GetAsync(string path, string? key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            if (key is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            }
+
+            return await _gateway.Client.SendAsync(request);
+        }
+
+        static async Task<List<string>> IdsAsync(HttpResponseMessage response)
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            return [.. document.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)];
+        }
+
+        Assert.Equal(["chat"], await IdsAsync(await GetAsync("/v1/models", restricted)));
+        Assert.Equal(["chat", "other"], await IdsAsync(await GetAsync("/v1/models", open)));
+
+        // OpenAI's models.retrieve: the model object, or 404 model_not_found for one the key may not use.
+        using (var chat = await GetAsync("/v1/models/chat", restricted))
+        using (var document = JsonDocument.Parse(await chat.Content.ReadAsStringAsync()))
+        {
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+            Assert.Equal("chat", document.RootElement.GetProperty("id").GetString());
+            Assert.Equal("model", document.RootElement.GetProperty("object").GetString());
+        }
+
+        await AssertOpenAiErrorAsync(await GetAsync("/v1/models/other", restricted), HttpStatusCode.NotFound, "model_not_found");
+        await AssertOpenAiErrorAsync(await GetAsync("/v1/models/no-such-model", open), HttpStatusCode.NotFound, "model_not_found");
+        await AssertOpenAiErrorAsync(await GetAsync("/v1/models", null), HttpStatusCode.Unauthorized, null);
+    }
+
+    [Fact]
     public async Task The_admin_api_refuses_callers_without_the_admin_key()
     {
         await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys", adminKey: null), HttpStatusCode.Unauthorized, "invalid_admin_key");
@@ -100,6 +140,25 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
 
         var listed = await (await AdminAsync(HttpMethod.Get, "/admin/keys?team=search")).Content.ReadAsStringAsync();
         Assert.Contains(id, listed, StringComparison.Ordinal);
+
+        // Without a team filter every key is listed (this once answered 500: an untyped NULL parameter, 42P08).
+        using var all = await AdminAsync(HttpMethod.Get, "/admin/keys");
+        Assert.Equal(HttpStatusCode.OK, all.StatusCode);
+        Assert.Contains(id, await all.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // A key the caller chose (as the AppHost's development key): accepted once, then a 409 in OpenAI's shape.
+        var chosen = "sk-goblin-chosen-" + Guid.NewGuid().ToString("N");
+        using (var created = await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "chosen", key = chosen }))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Contains(chosen, await created.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "again", key = chosen }), HttpStatusCode.Conflict, "key_exists");
+        using (var weak = await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "weak", key = "sk-goblin-short" }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, weak.StatusCode);
+        }
         Assert.DoesNotContain(secret, listed, StringComparison.Ordinal);
         Assert.DoesNotContain("\"key\":", listed, StringComparison.Ordinal);
 

@@ -35,6 +35,31 @@ public sealed class GatewayOptionsTests
     }
 
     [Fact]
+    public void No_provider_at_all_is_a_configuration_error_not_a_crash()
+    {
+        var result = new GatewayOptionsValidator().Validate(null, Bind(new Dictionary<string, string?>()));
+        Assert.True(result.Failed);
+        Assert.Contains("no provider is configured", string.Join("\n", result.Failures!), StringComparison.Ordinal);
+    }
+
+    /// <summary>Providers under a name (as the AppHost adds vLLM and OpenAI) bind beside the indexed ones.</summary>
+    [Fact]
+    public void Providers_given_under_names_bind_beside_indexed_ones()
+    {
+        var options = Bind(new Dictionary<string, string?>
+        {
+            ["Gateway:Providers:0:Name"] = "chatfallback",
+            ["Gateway:Providers:0:BaseUrl"] = "http://chatfallback",
+            ["Gateway:Providers:0:Models:0:Name"] = "goblin-chat",
+            ["Gateway:Providers:vllm:Name"] = "vllm",
+            ["Gateway:Providers:vllm:BaseUrl"] = "http://vllm",
+            ["Gateway:Providers:vllm:Models:0:Name"] = "goblin-chat",
+        });
+        Assert.Equal(["chatfallback", "vllm"], options.Providers.Select(p => p.Name).Order());
+        Assert.False(new GatewayOptionsValidator().Validate(null, options).Failed);
+    }
+
+    [Fact]
     public void A_minimal_provider_is_valid_and_gets_the_default_capabilities()
     {
         var options = Bind(new Dictionary<string, string?>

@@ -55,6 +55,11 @@ public static class InferenceEndpoints
             var request = CompletionRequest.Parse(document.RootElement, chat);
             var slot = services.GetRequiredService<ModelSlot>();
             var model = slot.Model;
+            if (!Serves(request.Model, model?.Name ?? options.Upstream.Model, options))
+            {
+                throw new OpenAiException(404, $"The model `{request.Model}` does not exist or you do not have access to it.", param: "model", code: "model_not_found");
+            }
+
             if (model is null)
             {
                 if (options.Upstream.BaseUrl is not null)
@@ -93,6 +98,17 @@ public static class InferenceEndpoints
             // The client went away; its generation has stopped.
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="requested"/> names what this service serves: the model itself, the registered model it
+    /// is the production version of, or a configured alias. Nothing loaded yet: any name waits for the 503 below.
+    /// </summary>
+    private static bool Serves(string? requested, string? served, ChatFallbackOptions options) =>
+        requested is null
+        || served is null
+        || string.Equals(requested, served, StringComparison.Ordinal)
+        || string.Equals(requested, options.RegisteredModel, StringComparison.Ordinal)
+        || options.ModelAliases.Contains(requested, StringComparer.Ordinal);
 
     private static (List<int> Prompt, List<string> Stops) Prompt(LlamaModel model, CompletionRequest request, ChatFallbackOptions options)
     {

@@ -75,8 +75,9 @@ public sealed class KeyStore(NpgsqlDataSource dataSource, TimeProvider time)
 
     public async Task<IReadOnlyList<VirtualKey>> ListAsync(string? team, CancellationToken cancellationToken)
     {
+        // Typed: an untyped NULL in `@team IS NULL` leaves PostgreSQL unable to infer the parameter (42P08).
         await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM virtual_keys WHERE @team IS NULL OR team = @team ORDER BY created_at");
-        command.Parameters.AddWithValue("team", (object?)team ?? DBNull.Value);
+        command.Parameters.Add(new NpgsqlParameter("team", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)team ?? DBNull.Value });
         return await ReadAsync(command, cancellationToken);
     }
 
