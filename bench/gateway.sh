@@ -27,7 +27,8 @@ redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --daemoniz
     ConnectionStrings__gatewaydb="$(pg_connection gatewaydb)" \
     Gateway__Providers__0__Name=upstream Gateway__Providers__0__Kind=openai \
     Gateway__Providers__0__BaseUrl="http://127.0.0.1:$upstream" Gateway__Providers__0__HealthProbe=false \
-    Gateway__Providers__0__Models__0__Name=bench Gateway__Access__AdminKey=bench-admin-key
+    Gateway__Providers__0__Models__0__Name=bench Gateway__Access__AdminKey=bench-admin-key \
+    Gateway__Access__RequireKeys=false
   [ -n "${GATEWAY_EXTRA_ENV:-}" ] && export ${GATEWAY_EXTRA_ENV}
   exec dotnet src/GoblinAspire.Gateway/bin/Release/net10.0/GoblinAspire.Gateway.dll
 ) & pids+=($!)

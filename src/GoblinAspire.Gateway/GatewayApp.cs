@@ -60,6 +60,7 @@ public static class GatewayApp
         services.AddMemoryCache();
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyAuthenticator>();
+        services.AddHostedService<AnonymousAccessWarning>();
         services.AddSingleton<DistributedRateLimiter>();
         services.AddSingleton<SpendQueries>();
         services.AddSingleton<ResponseCache>();

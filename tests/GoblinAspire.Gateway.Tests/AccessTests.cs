@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using GoblinAspire.Gateway.Tests.StandIns;
 using GoblinAspire.Testing;
+using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.Gateway.Tests;
 
@@ -81,6 +82,50 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
         {
             Assert.Equal(code, error.GetProperty("code").GetString());
         }
+    }
+
+    /// <summary>Secure by default: with nothing said about keys, anonymous, Basic and garbage credentials are all 401.</summary>
+    [Fact]
+    public async Task Keys_are_required_unless_an_operator_opts_out_and_the_opt_out_is_logged()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using (var secure = await GatewayTestHost.StartAsync(Config(servers, _upstream, requireKeys: true).Unset("Gateway__Access__RequireKeys"), b => b.Logging.AddProvider(logs)))
+        {
+            foreach (var header in new string?[] { null, "Basic dXNlcjpwYXNz", "Bearer", "garbage", "Bearer not-a-goblin-key" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = GatewayTestHost.Json("""{"model":"chat","messages":[{"role":"user","content":"hi"}]}""") };
+                if (header is not null)
+                {
+                    request.Headers.TryAddWithoutValidation("Authorization", header);
+                }
+
+                await AssertOpenAiErrorAsync(await secure.Client.SendAsync(request), HttpStatusCode.Unauthorized, null);
+            }
+
+            Assert.DoesNotContain(logs.Lines, m => m.Contains("RequireKeys is false", StringComparison.Ordinal));
+        }
+
+        var optOut = new CapturingLoggerProvider();
+        await using var open = await GatewayTestHost.StartAsync(Config(servers, _upstream, requireKeys: false), b => b.Logging.AddProvider(optOut));
+        Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(open.Client, null)).StatusCode);
+        Assert.Single(optOut.Lines, m => m.Contains("RequireKeys is false", StringComparison.Ordinal));
+    }
+
+    /// <summary>At the default level nothing is logged per request: a load test once wrote a Polly line for each one.</summary>
+    [Fact]
+    public async Task Nothing_is_logged_per_request_at_information()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var gateway = await GatewayTestHost.StartAsync(Config(servers, _upstream, requireKeys: false).Unset("Logging__LogLevel__Default"), b => b.Logging.AddProvider(logs));
+        Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(gateway.Client, null)).StatusCode);
+        var before = logs.Lines.Count;
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await ChatWithKeyAsync(gateway.Client, null)).StatusCode);
+        }
+
+        var perRequest = logs.Lines.Skip(before).Where(l => !l.Contains(" scope: ", StringComparison.Ordinal)).ToList();
+        Assert.True(perRequest.Count == 0, string.Join('\n', perRequest.Take(10)));
     }
 
     [Fact]

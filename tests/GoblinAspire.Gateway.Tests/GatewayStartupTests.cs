@@ -60,4 +60,19 @@ public sealed class GatewayStartupTests(PlatformServers servers)
         Assert.StartsWith("GoblinAspire.Gateway: invalid configuration:", line, StringComparison.Ordinal);
         Assert.Contains("MaxRequestBodyBytes", line, StringComparison.Ordinal);
     }
+
+    /// <summary>Started from another folder, the gateway still reads its own appsettings.json (it once aborted, exit 134).</summary>
+    [Fact]
+    public async Task Started_from_another_folder_it_reads_its_own_settings()
+    {
+        await using var process = ServiceProcess.Start("Gateway", new Dictionary<string, string>
+        {
+            ["ConnectionStrings__redis"] = servers.Redis.ConnectionString,
+            ["ConnectionStrings__gatewaydb"] = servers.Postgres.ConnectionString(),
+            ["services__chatfallback__http__0"] = "http://127.0.0.1:9",
+        }, workingDirectory: Path.GetTempPath());
+        await process.WaitForHealthyAsync(TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = process.BaseAddress };
+        Assert.Contains("\"chatfallback\"", await client.GetStringAsync("/providers"), StringComparison.Ordinal);
+    }
 }

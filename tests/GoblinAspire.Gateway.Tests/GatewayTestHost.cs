@@ -12,6 +12,8 @@ public sealed class GatewayConfig(PlatformServers servers)
         ["ConnectionStrings__redis"] = servers.Redis.ConnectionString,
         ["ConnectionStrings__gatewaydb"] = servers.Postgres.ConnectionString(),
         ["Logging__LogLevel__Default"] = "Warning",
+        // Keys are required by default; tests of routing and protocols opt out explicitly, as an operator would.
+        ["Gateway__Access__RequireKeys"] = "false",
     };
 
     private int _providers;
@@ -45,6 +47,13 @@ public sealed class GatewayConfig(PlatformServers servers)
     public GatewayConfig Set(string key, string? value)
     {
         _values[key] = value;
+        return this;
+    }
+
+    /// <summary>Leaves <paramref name="key"/> unset, so the gateway's own default applies.</summary>
+    public GatewayConfig Unset(string key)
+    {
+        _values.Remove(key);
         return this;
     }
 

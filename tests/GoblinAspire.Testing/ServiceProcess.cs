@@ -5,10 +5,11 @@ namespace GoblinAspire.Testing;
 public static class ServiceProcess
 {
     /// <param name="project">The project name without the GoblinAspire prefix, e.g. "Gateway".</param>
-    public static ServiceInstance Start(string project, IReadOnlyDictionary<string, string> environment, int? port = null)
+    /// <param name="workingDirectory">The folder it starts in; by default the one its dll is in.</param>
+    public static ServiceInstance Start(string project, IReadOnlyDictionary<string, string> environment, int? port = null, string? workingDirectory = null)
     {
         var name = $"GoblinAspire.{project}";
-        return ServiceInstance.Start(name, ServiceProjects.AssemblyPath(name), port ?? FreePort.Next(), environment);
+        return ServiceInstance.Start(name, ServiceProjects.AssemblyPath(name), port ?? FreePort.Next(), environment, workingDirectory);
     }
 
     public static string RepositoryRoot()

@@ -21,29 +21,31 @@ public sealed record PlatformDataStores(
         // Generated once and kept in the AppHost's user secrets, so the data kept across runs stays readable.
         var postgresPassword = builder.AddParameter("postgres-password", Generated(), secret: true, persist: true);
         var redisPassword = builder.AddParameter("redis-password", Generated(), secret: true, persist: true);
+        IResourceWithConnectionString redis, postgres;
+        Func<string, IResourceWithConnectionString> database;
         if (mode.Kind == DataStoreKind.Containers)
         {
-            var redis = builder.AddRedis(PlatformResources.Redis, password: redisPassword).WithDataVolume();
-            var postgres = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword).WithDataVolume();
-            return new(
-                mode,
-                As(builder, redis.Resource),
-                As(builder, postgres.Resource),
-                As(builder, postgres.AddDatabase(PlatformResources.GatewayDatabase).Resource),
-                As(builder, postgres.AddDatabase(PlatformResources.RegistryDatabase).Resource),
-                As(builder, postgres.AddDatabase(PlatformResources.TrainingDatabase).Resource));
+            var server = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword).WithDataVolume();
+            redis = builder.AddRedis(PlatformResources.Redis, password: redisPassword).WithDataVolume().Resource;
+            postgres = server.Resource;
+            database = name => server.AddDatabase(name).Resource;
+        }
+        else
+        {
+            var durable = !bool.TryParse(builder.Configuration[$"{DataStoreMode.Section}:Durable"], out var given) || given;
+            var server = builder.AddPostgresServer(PlatformResources.Postgres, postgresPassword, mode.DataDirectory, durable);
+            redis = builder.AddRedisServer(PlatformResources.Redis, redisPassword, mode.DataDirectory).Resource;
+            postgres = server.Resource;
+            database = name => server.AddDatabase(name).Resource;
         }
 
-        var durable = !bool.TryParse(builder.Configuration[$"{DataStoreMode.Section}:Durable"], out var given) || given;
-        var redisServer = builder.AddRedisServer(PlatformResources.Redis, redisPassword, mode.DataDirectory);
-        var postgresServer = builder.AddPostgresServer(PlatformResources.Postgres, postgresPassword, mode.DataDirectory, durable);
         return new(
             mode,
-            As(builder, redisServer.Resource),
-            As(builder, postgresServer.Resource),
-            As(builder, postgresServer.AddDatabase(PlatformResources.GatewayDatabase).Resource),
-            As(builder, postgresServer.AddDatabase(PlatformResources.RegistryDatabase).Resource),
-            As(builder, postgresServer.AddDatabase(PlatformResources.TrainingDatabase).Resource));
+            As(builder, redis),
+            As(builder, postgres),
+            As(builder, database(PlatformResources.GatewayDatabase)),
+            As(builder, database(PlatformResources.RegistryDatabase)),
+            As(builder, database(PlatformResources.TrainingDatabase)));
     }
 
     private static GenerateParameterDefault Generated() => new() { MinLength = 32, Special = false };

@@ -8,10 +8,11 @@ public sealed class AccessOptions
     public const string SectionName = "Gateway:Access";
 
     /// <summary>
-    /// When true every inference request needs a virtual key. When false, a request without one is served (a
-    /// local or single-team setup), and a request that does present an <c>sk-goblin-</c> key is still checked.
+    /// Secure by default: every inference request needs a virtual key. An operator may opt out explicitly with
+    /// <c>false</c> (a local or single-team setup; the gateway warns at start): a request without a key is then served,
+    /// and one that presents an <c>sk-goblin-</c> key is still checked.
     /// </summary>
-    public bool RequireKeys { get; set; }
+    public bool RequireKeys { get; set; } = true;
 
     /// <summary>The admin API's bearer secret; without it the admin API answers 404. Give it as a secret.</summary>
     public string? AdminKey { get; set; }

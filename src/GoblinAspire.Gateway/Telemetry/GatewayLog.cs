@@ -13,4 +13,7 @@ internal static partial class GatewayLog
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Probe of provider {Provider} failed: {Error}")]
     public static partial void ProbeFailed(ILogger logger, string provider, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway:Access:RequireKeys is false: requests without a virtual key are served, with no limits, budget or spend attribution.")]
+    public static partial void AnonymousAccess(ILogger logger);
 }
