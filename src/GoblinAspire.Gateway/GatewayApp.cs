@@ -26,8 +26,9 @@ public static class GatewayApp
         configure?.Invoke(builder);
 
         builder.AddServiceDefaults();
-        builder.AddGoblinRedis(PlatformResources.Redis);
-        builder.AddGoblinNpgsql(PlatformResources.GatewayDatabase);
+        // The gateway serves without either (fail-open limits; anonymous or cached keys): their outage is Degraded, never 503.
+        builder.AddGoblinRedis(PlatformResources.Redis, settings => settings.ServesWithout = true);
+        builder.AddGoblinNpgsql(PlatformResources.GatewayDatabase, settings => settings.ServesWithout = true);
         builder.AddSchemaMigrations(PlatformResources.GatewayDatabase, typeof(GatewayApp).Assembly);
         builder.AddValidatedOptions<GatewayOptions, GatewayOptionsValidator>(GatewayOptions.SectionName);
         builder.AddValidatedOptions<AccessOptions, AccessOptionsValidator>(AccessOptions.SectionName);

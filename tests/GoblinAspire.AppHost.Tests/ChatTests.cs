@@ -51,6 +51,27 @@ public sealed class ChatTests(ChatPlatform platform) : IClassFixture<ChatPlatfor
         Assert.Contains(keys.GetProperty("data").EnumerateArray(), k => k.GetProperty("name").GetString() == "development");
     }
 
+    /// <summary>Bad bytes from clients never count against the fallback: it cannot be knocked out by 50 of them.</summary>
+    [Fact]
+    public async Task Fifty_invalid_utf8_requests_leave_the_chatfallback_answering()
+    {
+        using var gateway = platform.Client(PlatformResources.Gateway, platform.DevelopmentKey);
+        byte[] invalid = [.. "{\"model\":\"goblin-chat\",\"messages\":[{\"role\":\"user\",\"content\":\""u8.ToArray(), 0xC3, 0x28, .. "\"}]}"u8.ToArray()];
+        var escaped = "{\"model\":\"goblin-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}"u8.ToArray();
+        for (var i = 0; i < 50; i++)
+        {
+            var content = new ByteArrayContent(i % 2 == 0 ? invalid : escaped);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            using var response = await gateway.PostAsync("/v1/chat/completions", content);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("invalid_encoding", (await PlatformFixture.ReadJsonAsync(response)).GetProperty("error").GetProperty("code").GetString());
+        }
+
+        using var good = await gateway.PostAsync("/v1/chat/completions", PlatformFixture.Json(Question));
+        Assert.Equal(HttpStatusCode.OK, good.StatusCode);
+        Assert.Equal(PlatformResources.ChatFallback, good.Headers.GetValues("x-goblin-provider").Single());
+    }
+
     [Fact]
     public async Task A_chat_through_the_gateway_is_answered_by_the_chatfallback_with_usage()
     {

@@ -30,10 +30,26 @@ public sealed class ChatApiTests : IAsyncLifetime
         return await TestWebHost.StartAsync(ChatFallbackApp.Build([], builder => TestWebHost.Configure(builder, settings)));
     }
 
+    /// <summary>Bad bytes and bad escapes are the client's error: 400 in OpenAI's shape, never a 500 the gateway would count.</summary>
+    [Fact]
+    public async Task Invalid_utf8_and_lone_surrogates_are_400_invalid_encoding()
+    {
+        byte[] invalid = [.. "{\"messages\":[{\"role\":\"user\",\"content\":\""u8.ToArray(), 0xC3, 0x28, 0xFF, .. "\"}],\"max_tokens\":2}"u8.ToArray()];
+        foreach (var body in new[] { invalid, "{\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}],\"max_tokens\":2}"u8.ToArray() })
+        {
+            var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            using var response = await Http.PostAsync("/v1/chat/completions", content);
+            var error = (await ReadAsync(response, HttpStatusCode.BadRequest)).GetProperty("error");
+            Assert.Equal("invalid_encoding", error.GetProperty("code").GetString());
+        }
+    }
+
     /// <summary>Only the served model, its registered name and its aliases are answered; anything else is OpenAI's 404.</summary>
     [Fact]
     public async Task An_unknown_model_name_is_openais_404_model_not_found()
     {
+        await Eventually.HoldsAsync(async () => (await Http.GetStringAsync("/v1/models")).Contains("\"id\"", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the model loaded");
         using var response = await Http.PostAsync("/v1/chat/completions", Json("""{"model":"no-such-model-xyz","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"""));
         var error = (await ReadAsync(response, HttpStatusCode.NotFound)).GetProperty("error");
         Assert.Equal("model_not_found", error.GetProperty("code").GetString());

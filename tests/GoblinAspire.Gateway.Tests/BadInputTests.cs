@@ -57,6 +57,22 @@ public sealed class BadInputTests(PlatformServers servers) : IAsyncLifetime
         Assert.Equal(0, _upstream.InferenceRequestCount);
     }
 
+    /// <summary>Invalid UTF-8 is the client's error at the gateway: 400, and no provider sees it (or counts it).</summary>
+    [Fact]
+    public async Task Invalid_utf8_is_400_invalid_encoding_without_an_upstream_call()
+    {
+        foreach (var path in new[] { "/v1/chat/completions", "/v1/completions", "/v1/embeddings" })
+        {
+            byte[] body = [.. """{"model":"chat","prompt":"a","input":"a","messages":[{"role":"user","content":" """u8.ToArray(), 0xC3, 0x28, 0xFE, .. "\"}]}"u8.ToArray()];
+            var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new("application/json");
+            using var response = await _gateway.Client.PostAsync(path, content);
+            await AssertOpenAiErrorAsync(response, 400, null);
+        }
+
+        Assert.Equal(0, _upstream.InferenceRequestCount);
+    }
+
     [Fact]
     public async Task A_body_over_the_limit_gets_413_whether_its_length_is_declared_or_not()
     {

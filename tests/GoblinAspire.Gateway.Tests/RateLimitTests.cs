@@ -139,6 +139,16 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         await MetricsShowAsync(gateway.Client, "(?m)^rate_limit_fallbacks_total\\{[^}]*mode=\"open\"[^}]*\\} [1-9][0-9]*$");
         Assert.Single(LimiterLines(logs), l => l.Contains("Warning: Rate limits are no longer shared", StringComparison.Ordinal));
 
+        // Readiness stays 200 (a probe must not pull a replica that serves), Degraded and naming Redis.
+        await Eventually.HoldsAsync(async () =>
+        {
+            using var health = await gateway.Client.GetAsync("/health");
+            using var report = System.Text.Json.JsonDocument.Parse(await health.Content.ReadAsStringAsync());
+            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+            return report.RootElement.GetProperty("status").GetString() == "Degraded"
+                && report.RootElement.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString() == "Degraded";
+        }, TimeSpan.FromSeconds(20), "readiness Degraded with Redis named");
+
         await redis.StartAgainAsync();
         // Redis came back empty (no persistence): the shared count restarts there and is enforced again.
         // The local count is spent, so every OK from here on was admitted by Redis.

@@ -52,7 +52,7 @@ public static class InferenceEndpoints
             var options = services.GetRequiredService<IOptions<ChatFallbackOptions>>().Value;
             var body = await ReadBodyAsync(http.Request, options.MaxRequestBodyBytes, http.RequestAborted);
             using var document = Parse(body);
-            var request = CompletionRequest.Parse(document.RootElement, chat);
+            var request = ParseRequest(document.RootElement, chat);
             var slot = services.GetRequiredService<ModelSlot>();
             var model = slot.Model;
             if (!Serves(request.Model, model?.Name ?? options.Upstream.Model, options))
@@ -96,6 +96,19 @@ public static class InferenceEndpoints
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
             // The client went away; its generation has stopped.
+        }
+    }
+
+    /// <summary>A string that cannot become text (an escaped lone surrogate, <c>"\ud800"</c>) is the client's error.</summary>
+    private static CompletionRequest ParseRequest(JsonElement root, bool chat)
+    {
+        try
+        {
+            return CompletionRequest.Parse(root, chat);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new OpenAiException(400, $"The request body holds a string that is not valid Unicode: {ex.Message}", code: "invalid_encoding");
         }
     }
 
@@ -342,6 +355,11 @@ public static class InferenceEndpoints
 
     private static JsonDocument Parse(byte[] body)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(body))
+        {
+            throw new OpenAiException(400, "The request body is not valid UTF-8.", code: "invalid_encoding");
+        }
+
         try
         {
             return JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 32 });

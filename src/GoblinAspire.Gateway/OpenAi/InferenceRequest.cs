@@ -43,6 +43,14 @@ public sealed class InferenceRequest
     {
         var request = new InferenceRequest(body, operation);
         error = null;
+        // The reader checks JSON's structure, not the bytes inside strings: a provider that decodes them would answer
+        // 500 for the client's own bad bytes, and that 500 would count against the provider.
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+        {
+            error = new OpenAiError(StatusCodes.Status400BadRequest, "The request body is not valid UTF-8.", OpenAiError.InvalidRequest, null, "invalid_encoding");
+            return null;
+        }
+
         var sawPayload = false;
         var reader = new Utf8JsonReader(body.Span, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 128 });
         try

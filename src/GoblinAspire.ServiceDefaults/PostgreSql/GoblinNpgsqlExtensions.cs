@@ -63,7 +63,7 @@ public static class GoblinNpgsqlExtensions
             builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
                 connectionName,
                 sp => new NpgsqlHealthCheck(sp.GetRequiredKeyedService<NpgsqlDataSource>(connectionName), settings.HealthCheckTimeout),
-                failureStatus: HealthStatus.Unhealthy,
+                failureStatus: settings.ServesWithout ? HealthStatus.Degraded : HealthStatus.Unhealthy,
                 tags: ["ready"],
                 timeout: settings.HealthCheckTimeout + TimeSpan.FromMilliseconds(250)));
         }

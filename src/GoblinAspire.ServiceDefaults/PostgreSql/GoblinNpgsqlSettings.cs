@@ -12,6 +12,12 @@ public sealed class GoblinNpgsqlSettings
 
     public bool DisableHealthChecks { get; set; }
 
+    /// <summary>
+    /// The service can serve without this dependency (the gateway without Redis or its database): while it is down
+    /// readiness reports <c>Degraded</c> with HTTP 200, so a Kubernetes probe keeps the replica in service.
+    /// </summary>
+    public bool ServesWithout { get; set; }
+
     public bool DisableTracing { get; set; }
 
     public bool DisableMetrics { get; set; }

@@ -74,7 +74,7 @@ public static class GoblinRedisExtensions
             builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
                 PlatformResources.Redis == connectionName ? "redis" : $"redis-{connectionName}",
                 sp => new RedisHealthCheck(sp.GetRequiredService<IConnectionMultiplexer>(), settings.HealthCheckTimeout),
-                failureStatus: HealthStatus.Unhealthy,
+                failureStatus: settings.ServesWithout ? HealthStatus.Degraded : HealthStatus.Unhealthy,
                 tags: ["ready"],
                 timeout: settings.HealthCheckTimeout + TimeSpan.FromMilliseconds(250)));
         }
