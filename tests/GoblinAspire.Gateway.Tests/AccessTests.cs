@@ -200,6 +200,11 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
         }
 
         await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "again", key = chosen }), HttpStatusCode.Conflict, "key_exists");
+
+        // Refused, never dropped or stored: an unknown field, a wrong type, an expiry in the past.
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "typo", rpn = 5 }), HttpStatusCode.BadRequest, "invalid_value");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "typed", rpm = "five" }), HttpStatusCode.BadRequest, "invalid_value");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "stale", expires_at = DateTimeOffset.UtcNow.AddDays(-1) }), HttpStatusCode.BadRequest, "invalid_value");
         using (var weak = await AdminAsync(HttpMethod.Post, "/admin/keys", new { name = "weak", key = "sk-goblin-short" }))
         {
             Assert.Equal(HttpStatusCode.BadRequest, weak.StatusCode);
@@ -230,7 +235,9 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
         await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, "sk-goblin-" + new string('0', 64)), HttpStatusCode.Unauthorized, "invalid_api_key");
         await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, "not-even-a-goblin-key"), HttpStatusCode.Unauthorized, "invalid_api_key");
 
-        var (_, expired) = await CreateKeyAsync(_gateway.Client, new { expires_at = DateTimeOffset.UtcNow.AddMinutes(-1) });
+        // A key cannot be made already expired; this one expires a moment after it is made.
+        var (_, expired) = await CreateKeyAsync(_gateway.Client, new { expires_at = DateTimeOffset.UtcNow.AddSeconds(3) });
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
         await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, expired), HttpStatusCode.Unauthorized, "invalid_api_key");
         var (_, disabled) = await CreateKeyAsync(_gateway.Client, new { disabled = true });
         await AssertOpenAiErrorAsync(await ChatWithKeyAsync(_gateway.Client, disabled), HttpStatusCode.Unauthorized, "invalid_api_key");

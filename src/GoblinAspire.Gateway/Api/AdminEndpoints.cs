@@ -12,7 +12,8 @@ public sealed record KeyList(IReadOnlyList<VirtualKey> Data);
 
 public sealed record SpendReport(DateTimeOffset From, DateTimeOffset To, string GroupBy, IReadOnlyList<Spend.SpendRow> Data);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+// Unknown fields are refused rather than dropped: a misspelt "rpm" must not make a key without limits.
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 [JsonSerializable(typeof(KeySettings))]
 [JsonSerializable(typeof(VirtualKey))]
 [JsonSerializable(typeof(KeyList))]
@@ -28,10 +29,10 @@ public static class AdminEndpoints
     public static IEndpointRouteBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/admin").AddEndpointFilter(RequireAdminKey);
-        admin.MapPost("/keys", async (HttpContext http, KeyStore store) =>
+        admin.MapPost("/keys", async (HttpContext http, KeyStore store, TimeProvider time) =>
         {
-            var request = await ReadAsync(http);
-            var invalid = request is null ? OpenAiError.InvalidJson() : Validate(request);
+            var (request, unreadable) = await ReadAsync(http);
+            var invalid = unreadable ?? Validate(request!, time);
             if (invalid is not null)
             {
                 return Error(invalid);
@@ -48,10 +49,10 @@ public static class AdminEndpoints
             Results.Json(new KeyList(await store.ListAsync(team, ct)), AdminJson.Default.KeyList));
         admin.MapGet("/keys/{id:guid}", async (Guid id, KeyStore store, CancellationToken ct) =>
             await store.GetAsync(id, ct) is { } key ? Results.Json(key, AdminJson.Default.VirtualKey) : NotFound(id));
-        admin.MapPatch("/keys/{id:guid}", async (Guid id, HttpContext http, KeyStore store) =>
+        admin.MapPatch("/keys/{id:guid}", async (Guid id, HttpContext http, KeyStore store, TimeProvider time) =>
         {
-            var request = await ReadAsync(http);
-            var invalid = request is null ? OpenAiError.InvalidJson() : Validate(request);
+            var (request, unreadable) = await ReadAsync(http);
+            var invalid = unreadable ?? Validate(request!, time);
             if (invalid is not null)
             {
                 return Error(invalid);
@@ -109,20 +110,29 @@ public static class AdminEndpoints
         return await next(context);
     }
 
-    private static async Task<KeySettings?> ReadAsync(HttpContext http)
+    /// <returns>The settings, or the error naming what is wrong with the body (a wrong type, an unknown field).</returns>
+    private static async Task<(KeySettings? Settings, OpenAiError? Error)> ReadAsync(HttpContext http)
     {
         try
         {
-            return await JsonSerializer.DeserializeAsync(http.Request.Body, AdminJson.Default.KeySettings, http.RequestAborted);
+            return await JsonSerializer.DeserializeAsync(http.Request.Body, AdminJson.Default.KeySettings, http.RequestAborted) is { } settings
+                ? (settings, null)
+                : (null, OpenAiError.InvalidJson());
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
-            return null;
+            var field = ex.Path is { Length: > 2 } path ? path[2..] : null;
+            return (null, new OpenAiError(StatusCodes.Status400BadRequest, $"The request body is not a valid key: {ex.Message}", OpenAiError.InvalidRequest, field, "invalid_value"));
         }
     }
 
-    private static OpenAiError? Validate(KeySettings request)
+    private static OpenAiError? Validate(KeySettings request, TimeProvider time)
     {
+        if (request.ExpiresAt is { } expires && expires <= time.GetUtcNow())
+        {
+            return OpenAiError.InvalidParameter("expires_at", "expires_at must be in the future.");
+        }
+
         if (request.Rpm is < 0 || request.Tpm is < 0 || request.MaxParallel is < 0 || request.BudgetUsd is < 0)
         {
             return OpenAiError.InvalidParameter("limits", "rpm, tpm, max_parallel and budget_usd must not be negative.");

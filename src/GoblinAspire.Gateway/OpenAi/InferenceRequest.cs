@@ -65,6 +65,13 @@ public sealed class InferenceRequest
             {
                 var name = reader.ValueSpan;
                 reader.Read();
+                if (WrongType(name, reader.TokenType) is { } expected)
+                {
+                    var field = Encoding.UTF8.GetString(name);
+                    error = OpenAiError.InvalidParameter(field, $"Invalid type for '{field}': expected {expected}.");
+                    return null;
+                }
+
                 if (name.SequenceEqual("model"u8))
                 {
                     if (reader.TokenType != JsonTokenType.String)
@@ -98,6 +105,11 @@ public sealed class InferenceRequest
                 else if (name.SequenceEqual("temperature"u8) && reader.TokenType == JsonTokenType.Number)
                 {
                     request.Temperature = reader.GetDouble();
+                    if (request.Temperature is < 0 or > 2)
+                    {
+                        error = OpenAiError.InvalidParameter("temperature", "temperature must be between 0 and 2.");
+                        return null;
+                    }
                 }
                 else if (name.SequenceEqual("tools"u8) || name.SequenceEqual("functions"u8))
                 {
@@ -177,6 +189,34 @@ public sealed class InferenceRequest
         InferenceOperation.Completions => "prompt",
         _ => "input",
     };
+
+    /// <summary>
+    /// The JSON kind OpenAI documents for a field, when <paramref name="token"/> is not it (null is allowed for every
+    /// optional field); null when the field is unknown here or its kind is right. OpenAI answers these with 400.
+    /// </summary>
+    private static string? WrongType(ReadOnlySpan<byte> name, JsonTokenType token)
+    {
+        if (token == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        var number = token == JsonTokenType.Number;
+        var boolean = token is JsonTokenType.True or JsonTokenType.False;
+        return name switch
+        {
+            _ when name.SequenceEqual("stream"u8) || name.SequenceEqual("parallel_tool_calls"u8) || name.SequenceEqual("store"u8) || name.SequenceEqual("echo"u8) => boolean ? null : "a boolean",
+            _ when name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8) || name.SequenceEqual("n"u8) || name.SequenceEqual("seed"u8)
+                || name.SequenceEqual("top_logprobs"u8) || name.SequenceEqual("best_of"u8) || name.SequenceEqual("dimensions"u8)
+                || name.SequenceEqual("temperature"u8) || name.SequenceEqual("top_p"u8) || name.SequenceEqual("presence_penalty"u8) || name.SequenceEqual("frequency_penalty"u8) => number ? null : "a number",
+            _ when name.SequenceEqual("user"u8) || name.SequenceEqual("encoding_format"u8) || name.SequenceEqual("suffix"u8) => token == JsonTokenType.String ? null : "a string",
+            _ when name.SequenceEqual("stream_options"u8) || name.SequenceEqual("logit_bias"u8) || name.SequenceEqual("metadata"u8) || name.SequenceEqual("response_format"u8) => token == JsonTokenType.StartObject ? null : "an object",
+            _ when name.SequenceEqual("tools"u8) || name.SequenceEqual("functions"u8) => token == JsonTokenType.StartArray ? null : "an array",
+            _ when name.SequenceEqual("stop"u8) => token is JsonTokenType.String or JsonTokenType.StartArray ? null : "a string or an array of strings",
+            _ when name.SequenceEqual("tool_choice"u8) => token is JsonTokenType.String or JsonTokenType.StartObject ? null : "a string or an object",
+            _ => null,
+        };
+    }
 
     private static bool CheckPayload(ref Utf8JsonReader reader, InferenceOperation operation, out OpenAiError? error)
     {
