@@ -30,6 +30,51 @@ public sealed class SpendTests(PlatformServers servers) : IAsyncLifetime
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>
+    /// PostgreSQL stopped for 10 s under load: keys already seen keep working from their last known state, an unknown
+    /// key gets 503 with Retry-After in OpenAI's shape, nothing is a 500, and every answer becomes a spend row.
+    /// </summary>
+    [Fact]
+    public async Task With_postgres_stopped_seen_keys_keep_working_and_every_answer_is_recorded()
+    {
+        await using var postgres = await PostgresServer.StartAsync();
+        var database = await postgres.CreateDatabaseAsync("outage");
+        await using var gateway = await GatewayTestHost.StartAsync(Priced().Set("ConnectionStrings__gatewaydb", database));
+        var (id, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { team = "outage" });
+        var (_, unseen) = await AccessTests.CreateKeyAsync(gateway.Client, new { team = "outage" });
+        Assert.Equal(HttpStatusCode.OK, (await AccessTests.ChatWithKeyAsync(gateway.Client, key)).StatusCode);
+
+        var answered = 1;
+        var statuses = new List<HttpStatusCode>();
+        await postgres.StopAsync();
+        var outage = DateTime.UtcNow;
+        while (DateTime.UtcNow - outage < TimeSpan.FromSeconds(10))
+        {
+            using var response = await AccessTests.ChatWithKeyAsync(gateway.Client, key);
+            statuses.Add(response.StatusCode);
+            answered += response.StatusCode == HttpStatusCode.OK ? 1 : 0;
+        }
+
+        using (var refused = await AccessTests.ChatWithKeyAsync(gateway.Client, unseen))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            using var error = System.Text.Json.JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+            Assert.Equal("key_store_unavailable", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        }
+
+        await postgres.StartAgainAsync();
+        Assert.True(statuses.Count > 10, $"only {statuses.Count} requests in 10 s");
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        await Eventually.HoldsAsync(async () =>
+        {
+            await using var dataSource = NpgsqlDataSource.Create(database);
+            await using var command = dataSource.CreateCommand("SELECT count(*) FROM usage_records WHERE key_id = @key");
+            command.Parameters.AddWithValue("key", Guid.Parse(id));
+            return (long)(await command.ExecuteScalarAsync())! == answered;
+        }, TimeSpan.FromSeconds(60), $"{answered} spend rows");
+    }
+
     [Fact]
     public async Task Usage_is_recorded_with_cost_and_reported_by_key_and_model()
     {

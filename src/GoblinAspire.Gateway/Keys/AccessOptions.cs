@@ -21,6 +21,13 @@ public sealed class AccessOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan KeyCacheDuration { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a key already seen keeps working from its last known state while PostgreSQL cannot be reached. A key
+    /// revoked during the outage stays usable up to this long; a key never seen gets 503 until PostgreSQL is back.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan KeyStaleness { get; set; } = TimeSpan.FromMinutes(15);
+
     /// <summary>Rate-limit window for RPM and TPM.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan RateWindow { get; set; } = TimeSpan.FromMinutes(1);

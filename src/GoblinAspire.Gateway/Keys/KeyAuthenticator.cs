@@ -1,6 +1,7 @@
 using GoblinAspire.Gateway.OpenAi;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace GoblinAspire.Gateway.Keys;
 
@@ -26,16 +27,50 @@ public sealed class KeyAuthenticator(KeyStore store, IMemoryCache cache, IOption
                 : (null, null);
         }
 
-        var cacheKey = "goblin-key:" + Convert.ToHexString(KeyStore.Hash(secret));
+        var hash = Convert.ToHexString(KeyStore.Hash(secret));
+        var cacheKey = "goblin-key:" + hash;
         if (!cache.TryGetValue(cacheKey, out VirtualKey? key))
         {
-            key = secret.StartsWith(KeyStore.KeyPrefix, StringComparison.Ordinal) && secret.Length < 200 ? await store.FindBySecretAsync(secret, cancellationToken) : null;
+            var lastKnown = "goblin-key-known:" + hash;
+            try
+            {
+                key = secret.StartsWith(KeyStore.KeyPrefix, StringComparison.Ordinal) && secret.Length < 200 ? await store.FindBySecretAsync(secret, cancellationToken) : null;
+            }
+            catch (NpgsqlException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // PostgreSQL is away: a key seen before keeps its last known state, for at most KeyStaleness.
+                return cache.TryGetValue(lastKnown, out VirtualKey? known) && known is not null
+                    ? Usable(known, secret)
+                    : (null, KeyStoreUnavailable);
+            }
+
             if (_options.KeyCacheDuration > TimeSpan.Zero)
             {
                 cache.Set(cacheKey, key, _options.KeyCacheDuration);
             }
+
+            if (key is not null && _options.KeyStaleness > TimeSpan.Zero)
+            {
+                cache.Set(lastKnown, key, _options.KeyStaleness);
+            }
         }
 
+        return Usable(key, secret);
+    }
+
+    /// <summary>OpenAI's shape for a passing outage: 503 with Retry-After, never a 500.</summary>
+    private static readonly OpenAiError KeyStoreUnavailable = new(
+        StatusCodes.Status503ServiceUnavailable,
+        "The key store is unavailable and this API key has not been seen recently; retry shortly.",
+        OpenAiError.ServerError,
+        null,
+        "key_store_unavailable")
+    {
+        RetryAfter = TimeSpan.FromSeconds(5),
+    };
+
+    private (VirtualKey? Key, OpenAiError? Error) Usable(VirtualKey? key, string secret)
+    {
         if (key is null || !key.IsUsable(time.GetUtcNow()))
         {
             var why = key is null ? "Incorrect API key provided" : key.RevokedAt is not null ? "This API key has been revoked" : key.Disabled ? "This API key is disabled" : "This API key has expired";

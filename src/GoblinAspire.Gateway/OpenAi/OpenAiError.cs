@@ -50,12 +50,15 @@ public sealed record OpenAiError(int StatusCode, string Message, string Type, st
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>When the client may try again (<c>Retry-After</c>), for errors that pass.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     public async Task WriteAsync(HttpResponse response, TimeSpan? retryAfter = null)
     {
         ArgumentNullException.ThrowIfNull(response);
         response.StatusCode = StatusCode;
         response.ContentType = "application/json";
-        if (retryAfter is { } delay)
+        if ((retryAfter ?? RetryAfter) is { } delay)
         {
             response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(delay.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
