@@ -166,6 +166,33 @@ public sealed class RateLimitTests(PlatformServers servers) : IAsyncLifetime
         Assert.Contains(LimiterLines(logs), l => l.Contains("Information: Rate limits are shared through Redis again", StringComparison.Ordinal));
     }
 
+    /// <summary>Redis killed and brought back while four clients keep sending: not one answer is a 5xx.</summary>
+    [Fact]
+    public async Task Redis_killed_under_load_gives_no_5xx()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var gateway = await GatewayTestHost.StartAsync(AccessTests.Config(servers, _upstream, requireKeys: true, redis: redis.ConnectionString));
+        var (_, key) = await AccessTests.CreateKeyAsync(gateway.Client, new { rpm = 1_000_000 });
+        var statuses = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(8));
+        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await AccessTests.ChatWithKeyAsync(gateway.Client, key);
+                statuses.Enqueue((int)response.StatusCode);
+            }
+        })).ToList();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await redis.StopAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await redis.StartAgainAsync();
+        await Task.WhenAll(clients);
+
+        Assert.True(statuses.Count > 20, $"only {statuses.Count} requests");
+        Assert.DoesNotContain(statuses, s => s >= 500);
+    }
+
     /// <summary>The scrape endpoint caches its answer briefly, so a new count may take a moment to show.</summary>
     private static Task MetricsShowAsync(HttpClient client, string pattern) =>
         Eventually.HoldsAsync(async () => System.Text.RegularExpressions.Regex.IsMatch(await client.GetStringAsync("/metrics"), pattern), TimeSpan.FromSeconds(5), pattern);

@@ -107,9 +107,10 @@ public sealed class DistributedRateLimiter(
                 var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
                 return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                // Fall through to the failure mode.
+                // Whatever a dying or restarting Redis throws (a connection reset mid-reply, a disposed socket, a reply
+                // cut short) is Redis being away: fall through to the failure mode, never to a 500.
                 reason = ex is TimeoutException ? "timeout" : "error";
             }
         }
