@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! docker info >/dev/null 2>&1 && ! podman info >/dev/null 2>&1; then
+# The AppHost's own rule: the runtime ASPIRE_CONTAINER_RUNTIME names (docker by default) answers `info`.
+runtime="${ASPIRE_CONTAINER_RUNTIME:-docker}"
+if ! "$runtime" info >/dev/null 2>&1; then
   packages=()
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
   if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

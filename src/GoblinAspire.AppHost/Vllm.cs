@@ -26,7 +26,7 @@ internal static partial class Vllm
         var revision = builder.Configuration["Parameters:vllm-revision"];
         if (revision is null || !CommitSha().IsMatch(revision))
         {
-            throw new InvalidOperationException("Parameters:gpu is true, so Parameters:vllm-revision must pin the model to a 40-character commit SHA of its Hugging Face repository.");
+            throw new DistributedApplicationException("Parameters:gpu is true, so Parameters:vllm-revision must pin the model to a 40-character commit SHA of its Hugging Face repository.");
         }
 
         var hfToken = builder.AddParameter("hf-token", secret: true);

@@ -51,15 +51,16 @@ public sealed partial class AppHostRunTests(ITestOutputHelper output)
             var left = await LeftoverServers.WaitForNoneAsync(dataDirectory, TimeSpan.FromSeconds(30), parameters["postgres-password"]);
             Assert.True(left.Count == 0, $"outlived Ctrl-C: {string.Join(", ", left)}");
 
-            // Warm: the cluster, the model and the key are there; then the AppHost dies without any clean-up.
+            // Warm: the cluster, the model and the key are there; then the AppHost dies without any clean-up. The fixed
+            // ports of the launch profile must be free again first.
+            await Eventually.HoldsAsync(() => Task.FromResult(new[] { global::Platform.GatewayPort, 15300, 19300, 20300 }.All(FreePort.IsFree)), TimeSpan.FromSeconds(60), "the launch profile's ports free");
             var warm = Stopwatch.StartNew();
             await using (var run = Run(dataDirectory, parameters))
             {
                 await run.WaitForLineAsync("GoblinAspire is up.", StartTimeout);
                 output.WriteLine($"warm start to healthy: {warm.Elapsed.TotalSeconds:0.0} s");
                 Assert.Equal(run.Value("API key:"), Operations.GatewayOperations.DevelopmentKey(parameters["gateway-development-key"]));
-                var host = ProcessTree.Descendants(run.Process.ProcessId).Single(pid => File.ReadAllText($"/proc/{pid}/cmdline").Contains("GoblinAspire.AppHost", StringComparison.Ordinal) && !File.ReadAllText($"/proc/{pid}/cmdline").Contains("run", StringComparison.Ordinal));
-                ProcessTree.Kill(host);
+                ProcessTree.Kill(ProcessTree.Descendants(run.Process.ProcessId).Single(pid => ProcessTree.Executable(pid)?.EndsWith("/GoblinAspire.AppHost", StringComparison.Ordinal) == true));
                 await Task.WhenAny(run.Process.Exited, Task.Delay(TimeSpan.FromSeconds(30)));
             }
 
@@ -82,7 +83,7 @@ public sealed partial class AppHostRunTests(ITestOutputHelper output)
     {
         var lines = new ConcurrentQueue<OutputLine>();
         await using var process = ManagedProcess.Start(
-            new ProcessLaunch("apphost", "/usr/bin/dotnet", [AppHostAssembly, "--DataStores:Mode=processes", $"--DataStores:DataDirectory={TestParameters.DataDirectory()}"], AppContext.BaseDirectory, new Dictionary<string, string?> { ["PATH"] = "/nonexistent" }),
+            new ProcessLaunch("apphost", ServerBinaries.FindOnPath("dotnet") ?? "/usr/bin/dotnet", [AppHostAssembly, "--DataStores:Mode=processes", $"--DataStores:DataDirectory={TestParameters.DataDirectory()}"], AppContext.BaseDirectory, new Dictionary<string, string?> { ["PATH"] = "/nonexistent" }),
             lines.Enqueue);
         Assert.True(await Task.WhenAny(process.Exited, Task.Delay(TimeSpan.FromSeconds(60))) == process.Exited, "the AppHost did not stop");
         await Task.Delay(200);

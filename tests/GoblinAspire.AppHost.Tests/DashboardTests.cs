@@ -18,9 +18,12 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
     public async Task The_dashboard_logs_in_with_the_token_and_shows_every_resource_running_and_healthy()
     {
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing: install Debian's chromium package (./test.sh does).");
-        foreach (var resource in ExpectedResources)
+        using (var healthy = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
         {
-            await platform.App.ResourceNotifications.WaitForResourceHealthyAsync(resource);
+            foreach (var resource in ExpectedResources)
+            {
+                await platform.App.ResourceNotifications.WaitForResourceHealthyAsync(resource, healthy.Token);
+            }
         }
 
         using var playwright = await Playwright.CreateAsync();

@@ -5,7 +5,12 @@ using GoblinAspire.Testing;
 
 namespace GoblinAspire.AppHost.Tests;
 
-public sealed class LimitsPlatform : PlatformFixture;
+/// <summary>An hour-long rate window, so no test's requests straddle a window's edge (windows align to the clock).</summary>
+public sealed class LimitsPlatform : PlatformFixture
+{
+    protected override void Configure(IDistributedApplicationTestingBuilder appHost) =>
+        appHost.CreateResourceBuilder<ProjectResource>(PlatformResources.Gateway).WithEnvironment("Gateway__Access__RateWindow", "01:00:00");
+}
 
 /// <summary>The gateway's two replicas share one rate limit through Redis, and keep answering while Redis is stopped.</summary>
 [Collection(WholePlatformCollection.Name)]
@@ -35,7 +40,8 @@ public sealed class SharedLimitTests(LimitsPlatform platform) : IClassFixture<Li
         Assert.True(stopped.Success, stopped.Message);
         try
         {
-            await platform.App.ResourceNotifications.WaitForResourceAsync(PlatformResources.Redis, e => e.Snapshot.State?.Text is "Exited" or "Finished" or "Stopped");
+            using var exited = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            await platform.App.ResourceNotifications.WaitForResourceAsync(PlatformResources.Redis, e => e.Snapshot.State?.Text is "Exited" or "Finished" or "Stopped", exited.Token);
             var statuses = await AlternateAsync(replicas, 6);
             Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
         }
@@ -45,7 +51,10 @@ public sealed class SharedLimitTests(LimitsPlatform platform) : IClassFixture<Li
             Assert.True(started.Success, started.Message);
         }
 
-        await platform.App.ResourceNotifications.WaitForResourceHealthyAsync(PlatformResources.Redis);
+        using (var healthy = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
+        {
+            await platform.App.ResourceNotifications.WaitForResourceHealthyAsync(PlatformResources.Redis, healthy.Token);
+        }
 
         // A fresh key each try: once both replicas admit through Redis again, the two together allow exactly the limit.
         await Eventually.HoldsAsync(async () =>

@@ -58,12 +58,16 @@ public sealed class TrainingTests(TrainingPlatform platform) : IClassFixture<Tra
         // dashboard's start command, as a platform engineer would press it.
         var instance = (await platform.ReplicasAsync(PlatformResources.TrainingWorker)).Single();
         var launcher = Convert.ToInt32(instance.Snapshot.Properties.Single(p => p.Name == "executable.pid").Value, System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var pid in ProcessTree.Descendants(launcher).Prepend(launcher))
+        // The tree is read before anything dies: a killed parent's children are re-parented and no longer found.
+        foreach (var pid in ProcessTree.Descendants(launcher).Reverse().Append(launcher).ToList())
         {
             ProcessTree.Kill(pid);
         }
 
-        await platform.App.ResourceNotifications.WaitForResourceAsync(PlatformResources.TrainingWorker, e => e.Snapshot.State?.Text is "Exited" or "Finished" or "FailedToStart");
+        using (var exited = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
+        {
+            await platform.App.ResourceNotifications.WaitForResourceAsync(PlatformResources.TrainingWorker, e => e.Snapshot.State?.Text is "Exited" or "Finished" or "FailedToStart", exited.Token);
+        }
         var started = await platform.App.ResourceCommands.ExecuteCommandAsync(instance.ResourceId, KnownResourceCommands.StartCommand);
         Assert.True(started.Success, started.Message);
 

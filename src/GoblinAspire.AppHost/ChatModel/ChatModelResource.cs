@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using GoblinAspire.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace GoblinAspire.AppHost.ChatModel;
@@ -30,28 +31,38 @@ public static class ChatModelResourceExtensions
             })
             .ExcludeFromManifest();
         var modelPath = builder.Configuration["Parameters:chat-model-path"] is { Length: > 0 } path ? path : null;
-        registry.OnResourceReady(async (resource, @event, cancellationToken) =>
+        // Provisioning runs beside the registry's ready event, not inside it: services that wait for the registry
+        // (the worker) need not wait for an upload, and only the ChatFallback waits for the model.
+        registry.OnResourceReady((resource, @event, readyToken) =>
         {
-            var notifications = @event.Services.GetRequiredService<ResourceNotificationService>();
-            var log = @event.Services.GetRequiredService<ResourceLoggerService>().GetLogger(chatModel.Resource);
-            await notifications.PublishUpdateAsync(chatModel.Resource, s => s with { State = KnownResourceStates.Starting });
-            try
-            {
-                using var client = new HttpClient { BaseAddress = resource.GetEndpoint(PlatformResources.HttpEndpoint).Url is { } url ? new Uri(url) : null, Timeout = TimeSpan.FromMinutes(5) };
-                var version = await new ChatModelProvisioner(client, line => log.LogInformation("{Line}", line)).EnsureAsync(modelPath, demoDirectory, cancellationToken);
-                await notifications.PublishUpdateAsync(chatModel.Resource, s => s with
-                {
-                    State = KnownResourceStates.Running,
-                    StartTimeStamp = DateTime.UtcNow,
-                    Properties = [.. s.Properties.Where(p => p.Name != "production_version"), new("production_version", version)],
-                });
-            }
-            catch (Exception ex) when (ex is HttpRequestException or InvalidOperationException or IOException or TaskCanceledException)
-            {
-                log.LogError("{Error}", ex.Message);
-                await notifications.PublishUpdateAsync(chatModel.Resource, s => s with { State = KnownResourceStates.FailedToStart });
-            }
+            var stopping = @event.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            _ = Task.Run(() => ProvisionAsync(resource, chatModel.Resource, modelPath, demoDirectory, @event.Services, stopping), stopping);
+            return Task.CompletedTask;
         });
         return chatModel;
+    }
+
+    private static async Task ProvisionAsync(ProjectResource registry, ChatModelResource chatModel, string? modelPath, string demoDirectory, IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var notifications = services.GetRequiredService<ResourceNotificationService>();
+        var log = services.GetRequiredService<ResourceLoggerService>().GetLogger(chatModel);
+        await notifications.PublishUpdateAsync(chatModel, s => s with { State = KnownResourceStates.Starting });
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri(registry.GetEndpoint(PlatformResources.HttpEndpoint).Url), Timeout = TimeSpan.FromMinutes(5) };
+            var version = await new ChatModelProvisioner(client, line => log.LogInformation("{Line}", line)).EnsureAsync(modelPath, demoDirectory, cancellationToken);
+            await notifications.PublishUpdateAsync(chatModel, s => s with
+            {
+                State = KnownResourceStates.Running,
+                StartTimeStamp = DateTime.UtcNow,
+                Properties = [.. s.Properties.Where(p => p.Name != "production_version"), new("production_version", version)],
+            });
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // A bad chat-model-path, an unreadable file, a registry that refuses: say why, and let waiters fail fast.
+            log.LogError("{Error}", ex.Message);
+            await notifications.PublishUpdateAsync(chatModel, s => s with { State = KnownResourceStates.FailedToStart });
+        }
     }
 }

@@ -69,7 +69,8 @@ public sealed record DataStoreMode(DataStoreKind Kind, string DataDirectory)
 
         try
         {
-            using var process = Process.Start(new ProcessStartInfo(path, ["info", "--format", "{{.ServerVersion}}"])
+            // Only the exit code counts: docker and podman both fail `info` when no engine answers.
+            using var process = Process.Start(new ProcessStartInfo(path, ["info"])
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,

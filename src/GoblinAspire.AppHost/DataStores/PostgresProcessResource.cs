@@ -90,10 +90,20 @@ public static class PostgresProcessExtensions
             {
                 // The databases have no process of their own: they run once they exist on a server that is ready.
                 var notifications = @event.Services.GetRequiredService<ResourceNotificationService>();
+                var logs = @event.Services.GetRequiredService<ResourceLoggerService>();
                 foreach (var database in resource.Databases)
                 {
-                    await CreateDatabaseAsync(resource, database.DatabaseName, cancellationToken);
-                    await notifications.PublishUpdateAsync(database, s => s with { State = KnownResourceStates.Running, StartTimeStamp = DateTime.UtcNow });
+                    try
+                    {
+                        await CreateDatabaseAsync(resource, database.DatabaseName, cancellationToken);
+                        await notifications.PublishUpdateAsync(database, s => s with { State = KnownResourceStates.Running, StartTimeStamp = DateTime.UtcNow });
+                    }
+                    catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
+                    {
+                        // Said where it shows, and what waits for the database fails fast instead of waiting forever.
+                        logs.GetLogger(database).LogError("Creating database {Database} failed: {Error}", database.DatabaseName, ex.Message);
+                        await notifications.PublishUpdateAsync(database, s => s with { State = KnownResourceStates.FailedToStart });
+                    }
                 }
             })
             .WithHealthCheck(healthCheck);
@@ -135,8 +145,7 @@ public static class PostgresProcessExtensions
         // The password reaches initdb in a file only the server's user can read, removed straight after: never on a
         // command line. (Standard input would do, but a pipe made by root cannot be reopened by the postgres user.)
         var passwordFile = Path.Combine(server.WorkingDirectory, ".initdb-password");
-        await File.WriteAllTextAsync(passwordFile, await server.PasswordParameter.GetValueAsync(cancellationToken) ?? string.Empty, cancellationToken);
-        File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await WritePrivateAsync(passwordFile, await server.PasswordParameter.GetValueAsync(cancellationToken) ?? string.Empty, cancellationToken);
         try
         {
             string[] initdb = [ServerBinaries.Postgres("initdb"), "-D", server.ClusterDirectory, "-U", PostgresProcessResource.Superuser, $"--pwfile={passwordFile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", .. server.Durable ? Array.Empty<string>() : ["--no-sync"]];
@@ -154,6 +163,19 @@ public static class PostgresProcessExtensions
         {
             File.Delete(passwordFile);
         }
+    }
+
+    /// <summary>Creates the file readable by its owner alone from the first byte: no window in which others can read it.</summary>
+    internal static async Task WritePrivateAsync(string path, string text, CancellationToken cancellationToken)
+    {
+        File.Delete(path);
+        await using var stream = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
     }
 
     private static async Task RunAsync(string command, IEnumerable<string> arguments, ILogger log, CancellationToken cancellationToken)

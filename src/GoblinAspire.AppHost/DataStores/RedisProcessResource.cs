@@ -45,9 +45,10 @@ public static class RedisProcessExtensions
             })
             .OnBeforeResourceStarted(async (resource, _, cancellationToken) =>
             {
-                Directory.CreateDirectory(resource.WorkingDirectory);
+                // Only its owner may enter: the folder holds the append-only file, the configuration the password.
+                Directory.CreateDirectory(resource.WorkingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 var secret = await resource.PasswordParameter.GetValueAsync(cancellationToken);
-                await File.WriteAllLinesAsync(resource.ConfigurationFile,
+                await PostgresProcessExtensions.WritePrivateAsync(resource.ConfigurationFile, string.Join('\n',
                 [
                     "bind 127.0.0.1",
                     $"requirepass \"{secret}\"",
@@ -55,8 +56,7 @@ public static class RedisProcessExtensions
                     "daemonize no",
                     "appendonly yes",
                     "save \"\"",
-                ], cancellationToken);
-                File.SetUnixFileMode(resource.ConfigurationFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                ]) + "\n", cancellationToken);
             })
             .WithHealthCheck(healthCheck);
     }

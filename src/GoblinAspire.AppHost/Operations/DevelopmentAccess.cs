@@ -22,8 +22,10 @@ internal static class DevelopmentAccess
                 await GatewayOperations.EnsureDevelopmentKeyAsync(resource, await adminKey.Resource.GetValueAsync(cancellationToken) ?? string.Empty, key, log, cancellationToken);
                 await @event.Services.GetRequiredService<ResourceNotificationService>().WaitForResourceAsync(chatModel.Resource.Name, KnownResourceStates.Running, cancellationToken);
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
             {
+                // No banner then, but the reason shows in the gateway's log; the platform itself runs on.
+                log.LogError("The development key could not be made ready: {Error}", ex.Message);
                 return;
             }
 

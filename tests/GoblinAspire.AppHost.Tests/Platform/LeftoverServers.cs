@@ -1,8 +1,9 @@
 namespace GoblinAspire.AppHost.Tests.Platform;
 
 /// <summary>
-/// Processes that outlived their AppHost: a server whose command line names the platform's data folder, or a service
-/// whose environment holds one of the platform's secrets (every service that uses PostgreSQL has its password).
+/// Processes that outlived their AppHost: a server whose command line or working folder is in the platform's data
+/// folder (redis-server rewrites its command line, so its folder tells), or a service whose environment holds one of
+/// the platform's secrets (every service that uses PostgreSQL has its password).
 /// </summary>
 public static class LeftoverServers
 {
@@ -20,7 +21,10 @@ public static class LeftoverServers
             {
                 var commandLine = File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' ');
                 var environment = secrets.Length == 0 ? string.Empty : File.ReadAllText(Path.Combine(proc, "environ"));
-                if (commandLine.Contains(dataDirectory, StringComparison.Ordinal) || secrets.Any(s => environment.Contains(s, StringComparison.Ordinal)))
+                var folder = new DirectoryInfo(Path.Combine(proc, "cwd")).ResolveLinkTarget(returnFinalTarget: false)?.FullName ?? string.Empty;
+                if (commandLine.Contains(dataDirectory, StringComparison.Ordinal)
+                    || folder.StartsWith(dataDirectory, StringComparison.Ordinal)
+                    || secrets.Any(s => environment.Contains(s, StringComparison.Ordinal)))
                 {
                     left.Add($"{pid}: {commandLine.Trim()}");
                 }

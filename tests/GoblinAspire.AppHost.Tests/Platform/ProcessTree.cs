@@ -38,6 +38,19 @@ public static class ProcessTree
         }
     }
 
+    /// <summary>The program a process runs (its first argument), or null once it has gone.</summary>
+    public static string? Executable(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     public static void Kill(int pid)
     {
         try
