@@ -40,12 +40,28 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
         await page.GotoAsync(login.AbsoluteUri);
 
         // The resources page lists each resource with its state; health shows as a warning icon beside the state.
+        // Reloaded on every try: a page that rendered before the resource stream connected is not left stale.
         string text = "";
-        await Eventually.HoldsAsync(async () =>
+        try
         {
-            text = await page.InnerTextAsync("body");
-            return ExpectedResources.All(r => text.Contains(r, StringComparison.Ordinal)) && text.Contains("Running", StringComparison.Ordinal);
-        }, TimeSpan.FromSeconds(60), "the resources page listing every resource");
+            await Eventually.HoldsAsync(async () =>
+            {
+                await page.WaitForTimeoutAsync(1000);
+                text = await page.InnerTextAsync("body");
+                if (ExpectedResources.All(r => text.Contains(r, StringComparison.Ordinal)) && text.Contains("Running", StringComparison.Ordinal))
+                {
+                    return true;
+                }
+
+                await page.GotoAsync(new Uri(login, "/").AbsoluteUri);
+                return false;
+            }, TimeSpan.FromSeconds(120), "the resources page listing every resource");
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"{ex.Message} The page at {page.Url} said:\n{text}", ex);
+        }
+
         Assert.DoesNotContain("Unhealthy", text, StringComparison.Ordinal);
         Assert.DoesNotContain("FailedToStart", text, StringComparison.Ordinal);
         var rows = await page.Locator("fluent-data-grid-row, [role=row]").AllInnerTextsAsync();
@@ -54,6 +70,8 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
             var row = rows.FirstOrDefault(r => r.Contains(resource, StringComparison.Ordinal));
             Assert.True(row is not null && row.Contains("Running", StringComparison.Ordinal), $"{resource}: {row ?? "no row"}\n{text}");
         }
+
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Results(), "dashboard.png"), FullPage = true });
 
         // One chat request is one trace across the gateway and the ChatFallback, in the dashboard's trace list.
         using (var gateway = platform.Client(PlatformResources.Gateway, platform.DevelopmentKey))
@@ -72,10 +90,10 @@ public sealed class DashboardTests(ChatPlatform platform) : IClassFixture<ChatPl
             return traceRows.Any(r => r.Contains("/v1/chat/completions", StringComparison.Ordinal) && r.Contains(PlatformResources.ChatFallback, StringComparison.Ordinal) && r.Contains(PlatformResources.Gateway, StringComparison.Ordinal));
         }, TimeSpan.FromSeconds(60), "a chat trace spanning the gateway and the ChatFallback");
 
-        var results = Path.Combine(ServiceProcess.RepositoryRoot(), "TestResults");
-        Directory.CreateDirectory(results);
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(results, "dashboard.png"), FullPage = true });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Results(), "dashboard-traces.png") });
     }
+
+    private static string Results() => Directory.CreateDirectory(Path.Combine(ServiceProcess.RepositoryRoot(), "TestResults")).FullName;
 
     private static IEnumerable<string> ExpectedResources =>
         [.. PlatformResources.Services, PlatformResources.Redis, PlatformResources.Postgres, PlatformResources.GatewayDatabase, PlatformResources.RegistryDatabase, PlatformResources.TrainingDatabase];
