@@ -45,7 +45,7 @@ public static partial class Platform
             .WithEnvironment("ChatFallback__RegisteredModel", PlatformResources.ChatModel)
             .WithHttpHealthCheck("/health");
 
-        builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
+        var trainingWorker = builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
             .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
             .WithReference(stores.TrainingDatabase).WaitFor(stores.TrainingDatabase)
             .WithReference(modelRegistry).WaitFor(modelRegistry)
@@ -74,6 +74,11 @@ public static partial class Platform
 
         if (builder.ExecutionContext.IsRunMode)
         {
+            // What the services keep on disk lives beside the data stores' data, never in the source tree they run from.
+            modelRegistry.WithEnvironment("ModelRegistry__ArtifactRoot", Path.Combine(stores.Mode.DataDirectory, "artifacts"));
+            chatFallback.WithEnvironment("ChatFallback__CacheDirectory", Path.Combine(stores.Mode.DataDirectory, "model-cache"));
+            trainingWorker.WithEnvironment("TrainingWorker__WorkDirectory", Path.Combine(stores.Mode.DataDirectory, "jobs"));
+
             var developmentKey = builder.AddParameter("gateway-development-key", new GenerateParameterDefault { MinLength = 32, Special = false, Upper = false }, secret: true, persist: true);
             gateway.WithDevelopmentAccess(adminKey, developmentKey, chatModel);
         }
