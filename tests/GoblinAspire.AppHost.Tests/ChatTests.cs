@@ -46,7 +46,7 @@ public sealed class ChatTests(ChatPlatform platform) : IClassFixture<ChatPlatfor
         Assert.True(streamed > 0, "no content arrived in the stream");
 
         // The development key is a real virtual key: its spend is attributed to it.
-        using var admin = await platform.AdminClientAsync();
+        using var admin = platform.AdminClient();
         var keys = await PlatformFixture.ReadJsonAsync(await admin.GetAsync("/admin/keys?team=development"));
         Assert.Contains(keys.GetProperty("data").EnumerateArray(), k => k.GetProperty("name").GetString() == "development");
     }

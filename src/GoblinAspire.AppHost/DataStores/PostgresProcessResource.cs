@@ -145,7 +145,7 @@ public static class PostgresProcessExtensions
         // The password reaches initdb in a file only the server's user can read, removed straight after: never on a
         // command line. (Standard input would do, but a pipe made by root cannot be reopened by the postgres user.)
         var passwordFile = Path.Combine(server.WorkingDirectory, ".initdb-password");
-        await WritePrivateAsync(passwordFile, await server.PasswordParameter.GetValueAsync(cancellationToken) ?? string.Empty, cancellationToken);
+        await PrivateFile.WriteAsync(passwordFile, await server.PasswordParameter.GetValueAsync(cancellationToken) ?? string.Empty, cancellationToken);
         try
         {
             string[] initdb = [ServerBinaries.Postgres("initdb"), "-D", server.ClusterDirectory, "-U", PostgresProcessResource.Superuser, $"--pwfile={passwordFile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", .. server.Durable ? Array.Empty<string>() : ["--no-sync"]];
@@ -163,19 +163,6 @@ public static class PostgresProcessExtensions
         {
             File.Delete(passwordFile);
         }
-    }
-
-    /// <summary>Creates the file readable by its owner alone from the first byte: no window in which others can read it.</summary>
-    internal static async Task WritePrivateAsync(string path, string text, CancellationToken cancellationToken)
-    {
-        File.Delete(path);
-        await using var stream = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        });
-        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
     }
 
     private static async Task RunAsync(string command, IEnumerable<string> arguments, ILogger log, CancellationToken cancellationToken)

@@ -48,7 +48,7 @@ public static class RedisProcessExtensions
                 // Only its owner may enter: the folder holds the append-only file, the configuration the password.
                 Directory.CreateDirectory(resource.WorkingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 var secret = await resource.PasswordParameter.GetValueAsync(cancellationToken);
-                await PostgresProcessExtensions.WritePrivateAsync(resource.ConfigurationFile, string.Join('\n',
+                await PrivateFile.WriteAsync(resource.ConfigurationFile, string.Join('\n',
                 [
                     "bind 127.0.0.1",
                     $"requirepass \"{secret}\"",

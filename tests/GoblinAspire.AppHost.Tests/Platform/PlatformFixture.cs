@@ -139,12 +139,12 @@ public class PlatformFixture : IAsyncLifetime
         return [.. latest.Values.OrderBy(e => e.ResourceId, StringComparer.Ordinal)];
     }
 
-    public async Task<HttpClient> AdminClientAsync() => Client(PlatformResources.Gateway, AdminKey);
+    public HttpClient AdminClient() => Client(PlatformResources.Gateway, AdminKey);
 
     /// <summary>A virtual key made through the gateway's admin API.</summary>
     public async Task<string> CreateKeyAsync(int? rpm = null)
     {
-        using var admin = await AdminClientAsync();
+        using var admin = AdminClient();
         using var response = await admin.PostAsync("/admin/keys", Json(JsonSerializer.Serialize(new { name = $"test-{Guid.NewGuid():N}", team = "tests", rpm })));
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {body}");
