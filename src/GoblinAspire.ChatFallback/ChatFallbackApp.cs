@@ -27,6 +27,8 @@ public static class ChatFallbackApp
         builder.Services.AddHealthChecks().AddCheck<ModelHealthCheck>("model");
 
         var app = builder.Build();
+        // Unknown routes and wrong methods answer in OpenAI's shape, never with an empty body.
+        app.UseStatusCodePages(context => Api.OpenAiException.ForStatus(context.HttpContext).WriteAsync(context.HttpContext.Response));
         app.MapDefaultEndpoints();
         app.MapInference();
         return app;

@@ -1,4 +1,5 @@
 using GoblinAspire.Gateway.Api;
+using GoblinAspire.Gateway.OpenAi;
 using GoblinAspire.Gateway.Caching;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.RateLimiting;
@@ -36,6 +37,9 @@ public static class GatewayApp
         builder.AddGatewayCore();
 
         var app = builder.Build();
+        // Unknown routes, wrong methods and requests refused before an endpoint runs answer in OpenAI's shape, as
+        // OpenAI's own "Invalid URL" errors do, never with an empty body.
+        app.UseStatusCodePages(context => OpenAiError.ForStatus(context.HttpContext).WriteAsync(context.HttpContext.Response));
         app.MapDefaultEndpoints();
         app.MapInference();
         app.MapProviders();

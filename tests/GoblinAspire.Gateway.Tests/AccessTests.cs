@@ -177,6 +177,14 @@ public sealed class AccessTests(PlatformServers servers) : IAsyncLifetime
         await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys", adminKey: userKey), HttpStatusCode.Unauthorized, "invalid_admin_key");
     }
 
+    /// <summary>A NUL in a filter is the caller's error (PostgreSQL cannot even compare it), not a 500 with no body.</summary>
+    [Fact]
+    public async Task Team_filters_with_control_characters_are_400()
+    {
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/keys?team=a%00b"), HttpStatusCode.BadRequest, "invalid_value");
+        await AssertOpenAiErrorAsync(await AdminAsync(HttpMethod.Get, "/admin/spend?team=a%00b"), HttpStatusCode.BadRequest, "invalid_value");
+    }
+
     [Fact]
     public async Task A_key_is_shown_once_then_listed_updated_and_revoked_without_its_secret()
     {

@@ -78,6 +78,15 @@ public sealed class BadInputTests(PlatformServers servers) : IAsyncLifetime
             await AssertOpenAiErrorAsync(response, 400, null);
         }
 
+        // Valid JSON whose escapes make no text: a provider decoding it would answer 500, counted against it.
+        foreach (var escaped in new[] { "\\ud800", "\\udc00x", "ok\\ud83d" })
+        {
+            using var response = await _gateway.Client.PostAsync("/v1/chat/completions", GatewayTestHost.Json($$"""{"model":"chat","messages":[{"role":"user","content":"{{escaped}}"}]}"""));
+            var text = await response.Content.ReadAsStringAsync();
+            await AssertOpenAiErrorAsync(response, 400, null);
+            Assert.Contains("invalid_encoding", text, StringComparison.Ordinal);
+        }
+
         Assert.Equal(0, _upstream.InferenceRequestCount);
     }
 
@@ -116,7 +125,21 @@ public sealed class BadInputTests(PlatformServers servers) : IAsyncLifetime
     {
         using var get = await _gateway.Client.GetAsync("/v1/chat/completions");
         Assert.Equal(HttpStatusCode.MethodNotAllowed, get.StatusCode);
+        await AssertOpenAiErrorAsync(get, 405, null);
         Assert.Equal(0, _upstream.InferenceRequestCount);
+    }
+
+    /// <summary>An unknown URL is OpenAI's "Invalid URL" 404 with a body, as every other refusal.</summary>
+    [Fact]
+    public async Task Unknown_urls_get_openais_invalid_url_error()
+    {
+        foreach (var path in new[] { "/v1/chat/completion", "/v1/nothing/here", "/" })
+        {
+            using var response = await _gateway.Client.PostAsync(path, GatewayTestHost.Json("{}"));
+            var text = await response.Content.ReadAsStringAsync();
+            await AssertOpenAiErrorAsync(response, 404, null);
+            Assert.Contains($"Invalid URL (POST {path})", text, StringComparison.Ordinal);
+        }
     }
 
     private static async Task AssertOpenAiErrorAsync(HttpResponseMessage response, int status, string? param)

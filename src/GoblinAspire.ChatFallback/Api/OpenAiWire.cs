@@ -9,6 +9,22 @@ public sealed class OpenAiException(int status, string message, string type = "i
 {
     public int Status { get; } = status;
 
+    /// <summary>The error for a status the framework set without a body: no route, a wrong method.</summary>
+    public static OpenAiException ForStatus(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var path = string.Concat(http.Request.Path.Value?.Where(c => !char.IsControl(c) && !char.IsSurrogate(c)) ?? []);
+        path = path.Length > 200 ? path[..200] + "…" : path;
+        var status = http.Response.StatusCode;
+        return status switch
+        {
+            StatusCodes.Status404NotFound => new(status, $"Invalid URL ({http.Request.Method} {path})", code: "unknown_url"),
+            StatusCodes.Status405MethodNotAllowed => new(status, $"Method {http.Request.Method} is not allowed for {path}.", code: "method_not_allowed"),
+            >= 500 => new(status, "The server could not answer this request.", "server_error"),
+            _ => new(status, $"The request could not be served (HTTP {status})."),
+        };
+    }
+
     public async Task WriteAsync(HttpResponse response)
     {
         ArgumentNullException.ThrowIfNull(response);

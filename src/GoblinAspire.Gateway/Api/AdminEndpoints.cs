@@ -46,7 +46,7 @@ public static class AdminEndpoints
             return Results.Json(key with { Secret = secret }, AdminJson.Default.VirtualKey, statusCode: StatusCodes.Status201Created);
         });
         admin.MapGet("/keys", async (string? team, KeyStore store, CancellationToken ct) =>
-            Results.Json(new KeyList(await store.ListAsync(team, ct)), AdminJson.Default.KeyList));
+            BadFilter(team) ?? Results.Json(new KeyList(await store.ListAsync(team, ct)), AdminJson.Default.KeyList));
         admin.MapGet("/keys/{id:guid}", async (Guid id, KeyStore store, CancellationToken ct) =>
             await store.GetAsync(id, ct) is { } key ? Results.Json(key, AdminJson.Default.VirtualKey) : NotFound(id));
         admin.MapPatch("/keys/{id:guid}", async (Guid id, HttpContext http, KeyStore store, TimeProvider time) =>
@@ -82,7 +82,13 @@ public static class AdminEndpoints
                 return Error(OpenAiError.InvalidParameter("group_by", "group_by must be model, provider or day, and from must be before to."));
             }
 
-            var rows = await spend.ReportAsync(key, query["team"].ToString() is { Length: > 0 } team ? team : null, from, to, groupBy, http.RequestAborted);
+            var team = query["team"].ToString() is { Length: > 0 } filter ? filter : null;
+            if (BadFilter(team) is { } bad)
+            {
+                return bad;
+            }
+
+            var rows = await spend.ReportAsync(key, team, from, to, groupBy, http.RequestAborted);
             return Results.Json(new SpendReport(from, to, groupBy, rows), AdminJson.Default.SpendReport);
         });
         admin.MapPost("/keys/{id:guid}/revoke", async (Guid id, KeyStore store, CancellationToken ct) =>
@@ -158,6 +164,12 @@ public static class AdminEndpoints
 
         return request.AllowedModels is { Count: > 1000 } ? OpenAiError.InvalidParameter("allowed_models", "at most 1000 models.") : null;
     }
+
+    /// <summary>A team filter PostgreSQL could not even compare (a NUL) is the caller's error, not the store's.</summary>
+    private static IResult? BadFilter(string? team) =>
+        team is { Length: > 256 } || team?.Any(char.IsControl) == true
+            ? Error(OpenAiError.InvalidParameter("team", "team is at most 256 characters without control characters."))
+            : null;
 
     private static IResult NotFound(Guid id) =>
         Error(new OpenAiError(StatusCodes.Status404NotFound, $"No key with id {id}.", OpenAiError.InvalidRequest, "id", "key_not_found"));

@@ -64,6 +64,12 @@ public sealed class InferenceRequest
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var name = reader.ValueSpan;
+                if (IsNotText(ref reader))
+                {
+                    error = NotText();
+                    return null;
+                }
+
                 reader.Read();
                 if (WrongType(name, reader.TokenType) is { } expected)
                 {
@@ -125,17 +131,32 @@ public sealed class InferenceRequest
                     sawPayload = true;
                 }
 
-                reader.Skip();
+                if (!SkipValue(ref reader))
+                {
+                    error = NotText();
+                    return null;
+                }
             }
 
             // Reading to the end validates everything after the last property too.
             while (reader.Read())
             {
+                if (IsNotText(ref reader))
+                {
+                    error = NotText();
+                    return null;
+                }
             }
         }
         catch (JsonException)
         {
             error = OpenAiError.InvalidJson();
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            // GetString on a value whose escapes do not make text.
+            error = NotText();
             return null;
         }
 
@@ -243,6 +264,50 @@ public sealed class InferenceRequest
 
         return true;
     }
+
+    /// <summary>
+    /// Skips the current value as <see cref="Utf8JsonReader.Skip"/> does, but refuses a string whose escapes do not
+    /// make text (<c>"\ud800"</c>): valid JSON that a provider decoding it would answer with a 500, counted against it.
+    /// </summary>
+    private static bool SkipValue(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+        {
+            return !IsNotText(ref reader);
+        }
+
+        var depth = reader.CurrentDepth;
+        while (reader.Read() && reader.CurrentDepth > depth)
+        {
+            if (IsNotText(ref reader))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsNotText(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName) || !reader.ValueIsEscaped)
+        {
+            return false;
+        }
+
+        try
+        {
+            _ = reader.GetString();
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
+    private static OpenAiError NotText() => new(
+        StatusCodes.Status400BadRequest, "The request body holds a string that is not valid Unicode (a lone surrogate escape).", OpenAiError.InvalidRequest, null, "invalid_encoding");
 
     private static bool IsEmptyArray(ref Utf8JsonReader reader)
     {

@@ -26,6 +26,26 @@ public sealed record OpenAiError(int StatusCode, string Message, string Type, st
     public static OpenAiError TooLarge(long limit) => new(
         StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {limit} bytes.", InvalidRequest, null, "request_too_large");
 
+    /// <summary>The error for a status the framework set without a body: no route, wrong method, a refused request.</summary>
+    public static OpenAiError ForStatus(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var request = http.Request;
+        // The path is echoed as the server decoded it, so control characters are removed first.
+        var path = string.Concat(request.Path.Value?.Where(c => !char.IsControl(c) && !char.IsSurrogate(c)) ?? []);
+        path = path.Length > 200 ? path[..200] + "…" : path;
+        var status = http.Response.StatusCode;
+        return status switch
+        {
+            StatusCodes.Status404NotFound => new(status, $"Invalid URL ({request.Method} {path})", InvalidRequest, null, "unknown_url"),
+            StatusCodes.Status405MethodNotAllowed => new(status, $"Method {request.Method} is not allowed for {path}.", InvalidRequest, null, "method_not_allowed"),
+            StatusCodes.Status413PayloadTooLarge => new(status, "The request body is too large.", InvalidRequest, null, "request_too_large"),
+            StatusCodes.Status415UnsupportedMediaType => new(status, "The request's content type is not supported; send application/json.", InvalidRequest, null, "unsupported_media_type"),
+            >= 500 => new(status, "The server could not answer this request.", ServerError),
+            _ => new(status, $"The request could not be served (HTTP {status}).", InvalidRequest, null, null),
+        };
+    }
+
     public void WriteTo(Utf8JsonWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);

@@ -21,5 +21,6 @@ public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictio
 {
     public string BodyText => System.Text.Encoding.UTF8.GetString(Body);
 
-    public System.Text.Json.JsonElement Json => System.Text.Json.JsonDocument.Parse(Body).RootElement;
+    // Deep nesting is accepted as Python servers (vLLM) accept it; their schema validation then refuses it.
+    public System.Text.Json.JsonElement Json => System.Text.Json.JsonDocument.Parse(Body, new System.Text.Json.JsonDocumentOptions { MaxDepth = 4096 }).RootElement;
 }

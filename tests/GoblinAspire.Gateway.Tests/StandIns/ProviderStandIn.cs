@@ -179,5 +179,11 @@ public abstract class ProviderStandIn : IAsyncDisposable
         {
             // The caller went away or the script broke the connection on purpose.
         }
+        catch (Exception ex) when (ex is InvalidOperationException or KeyNotFoundException or FormatException or System.Text.Json.JsonException && !context.Response.HasStarted)
+        {
+            // A body of the wrong shape (a message without a role, content of the wrong type) is a 400 with a
+            // validation message, as vLLM's and OpenAI's request validation answers, never a 500.
+            await WriteErrorAsync(context, 400, "invalid_request_error", $"The request body does not match the schema: {ex.Message}");
+        }
     }
 }
