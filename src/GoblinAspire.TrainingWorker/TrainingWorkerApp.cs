@@ -3,6 +3,7 @@ using GoblinAspire.TrainingWorker.Api;
 using GoblinAspire.TrainingWorker.Execution;
 using GoblinAspire.TrainingWorker.Queue;
 using GoblinAspire.TrainingWorker.Registry;
+using Microsoft.Extensions.Configuration.Memory;
 
 namespace GoblinAspire.TrainingWorker;
 
@@ -12,6 +13,18 @@ public static class TrainingWorkerApp
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
+        // Below every other source, so appsettings, the environment and tests can still turn them up: at Information
+        // Npgsql logs each command it runs, ASP.NET Core each request and HttpClient each call (a provider poll among
+        // them) — lines per poll, heartbeat and request that drown the worker's own.
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Npgsql"] = nameof(LogLevel.Warning),
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = nameof(LogLevel.Warning),
+                ["Logging:LogLevel:System.Net.Http.HttpClient"] = nameof(LogLevel.Warning),
+            },
+        });
         configure?.Invoke(builder);
 
         builder.AddServiceDefaults();
@@ -24,6 +37,8 @@ public static class TrainingWorkerApp
         builder.Services.AddSingleton<JobQueue>();
         builder.Services.AddHttpClient(RegistryClient.HttpClientName);
         builder.Services.AddSingleton<RegistryClient>();
+        builder.Services.AddSingleton<JobSandbox>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<JobSandbox>());
         builder.Services.AddSingleton<IJobExecutor, LocalExecutor>();
         // Creating a machine is not idempotent: a retried create could rent two. The executors decide what to retry,
         // so the service defaults' resilience handler comes off these two clients (the one API for it is marked
@@ -47,6 +62,9 @@ public static class TrainingWorkerApp
         {
             StatusCodeSelector = ex => ex is Npgsql.NpgsqlException or TimeoutException ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
         });
+        // Answers the errors no endpoint wrote a body for (an unknown route or method, a query that does not bind) as
+        // problem details too.
+        app.UseStatusCodePages();
         app.MapDefaultEndpoints();
         app.MapJobs();
         return app;

@@ -81,10 +81,37 @@ public sealed class TrainingWorkerOptions
     public List<string> InheritedEnvironment { get; set; } = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "DOTNET_ROOT", "DOTNET_CLI_HOME", "DOTNET_NOLOGO", "DOTNET_CLI_TELEMETRY_OPTOUT", "DOTNET_SKIP_FIRST_TIME_EXPERIENCE"];
 
     [ValidateObjectMembers]
+    public JobIsolationOptions Isolation { get; set; } = new();
+
+    [ValidateObjectMembers]
     public VastAiOptions VastAi { get; set; } = new();
 
     [ValidateObjectMembers]
     public RunPodOptions RunPod { get; set; } = new();
+}
+
+/// <summary>How local jobs are kept from the worker's secrets (see <see cref="Execution.JobSandbox"/>).</summary>
+public sealed class JobIsolationOptions
+{
+    /// <summary>
+    /// Opts out of isolation: local jobs then run as the worker's user, see its processes and can read its secrets.
+    /// Only for machines where namespaces are unavailable and every job is trusted; logged as a warning at start.
+    /// </summary>
+    public bool Disabled { get; set; }
+
+    /// <summary>The unprivileged user a job runs as when the worker itself runs as root (the overflow uid, nobody).</summary>
+    [Range(1, int.MaxValue)]
+    public int Uid { get; set; } = 65534;
+
+    [Range(1, int.MaxValue)]
+    public int Gid { get; set; } = 65534;
+
+    /// <summary>
+    /// Folders and files a job must not see even where its user could read them (a developer's jobs run as the
+    /// developer): absolute, or under <c>~/</c>. By default the user secrets Aspire keeps generated passwords in, and
+    /// ASP.NET's keys and development certificates.
+    /// </summary>
+    public List<string> HiddenPaths { get; set; } = ["~/.microsoft/usersecrets", "~/.aspnet"];
 }
 
 public sealed class VastAiOptions

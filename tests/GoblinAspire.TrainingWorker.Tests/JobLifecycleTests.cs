@@ -206,6 +206,41 @@ public sealed class JobLifecycleTests(PlatformServers servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_job_in_its_final_state_has_all_its_output_in_its_logs()
+    {
+        // A race between the job's end and its output reaching the database: several jobs, each read at once.
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var submitted = await TrainingPlatform.SubmitAsync(_worker.Client, new { name = $"brief-{i}", command = new[] { "sh", "-c", "echo hello; echo bye >&2" } });
+            ids.Add(submitted.GetProperty("id").GetString()!);
+        }
+
+        // Each job watched on its own, so that every one is read as soon as it is seen final.
+        var ended = await Task.WhenAll(ids.Select(async id =>
+        {
+            var job = await TrainingPlatform.WaitForStateAsync(_worker.Client, id, Patience, "succeeded", "failed", "dead");
+            return (Job: job, Logs: await _worker.Client.GetStringAsync($"/jobs/{id}/logs"));
+        }));
+        foreach (var (job, logs) in ended)
+        {
+            Assert.True(job.GetProperty("state").GetString() == "succeeded", job.ToString());
+            Assert.Equal(["bye", "hello"], logs.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task A_nul_byte_in_a_jobs_output_costs_it_none_of_its_logs()
+    {
+        // PostgreSQL text cannot hold NUL; the line is kept with a replacement character instead.
+        var submitted = await TrainingPlatform.SubmitAsync(_worker.Client, new { name = "nul", command = new[] { "sh", "-c", "echo first; printf 'before\\000after\\n'; echo last >&2" } });
+        var id = submitted.GetProperty("id").GetString()!;
+        await TrainingPlatform.WaitForStateAsync(_worker.Client, id, Patience, "succeeded");
+        var logs = await _worker.Client.GetStringAsync($"/jobs/{id}/logs");
+        Assert.Equal(["before\uFFFDafter", "first", "last"], logs.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Output_past_the_limit_is_dropped_with_one_marker_line()
     {
         var worker = await _platform.StartWorkerAsync(new Dictionary<string, string?> { ["TrainingWorker__MaxLogBytesPerAttempt"] = "4096" });

@@ -51,6 +51,37 @@ public sealed class ReliabilityTests(PlatformServers servers) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_mlflow_run_of_an_attempt_lost_with_its_killed_worker_ends_killed_with_an_end_time()
+    {
+        var lease = new Dictionary<string, string?> { ["TrainingWorker__LeaseDuration"] = "00:00:03" };
+        await using var doomed = ServiceProcess.Start("TrainingWorker", _platform.WorkerSettings(lease).ToDictionary(kv => kv.Key, kv => kv.Value ?? ""));
+        await doomed.WaitForHealthyAsync(TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = doomed.BaseAddress };
+        // The job never ends by itself, so nothing but the worker's verdict — or the rescuer's — could end its run.
+        var submitted = await TrainingPlatform.SubmitAsync(client, new { name = "abandoned", queue = "training", command = new[] { "sh", "-c", "echo started; exec sleep 600" } });
+        var id = submitted.GetProperty("id").GetString()!;
+        await Eventually.HoldsAsync(async () => (await client.GetStringAsync($"/jobs/{id}/logs")).Contains("started", StringComparison.Ordinal), TimeSpan.FromSeconds(60), "the job runs");
+        var lostRun = (await TrainingPlatform.GetJobAsync(client, id)).GetProperty("mlflow_run_id").GetString()!;
+
+        doomed.Crash();
+        var successor = await _platform.StartWorkerAsync(lease);
+        await Eventually.HoldsAsync(async () => (await TrainingPlatform.GetJobAsync(successor.Client, id)).GetProperty("attempt").GetInt32() == 2, TimeSpan.FromSeconds(60), "the job is taken over");
+        JsonElement info = default;
+        await Eventually.HoldsAsync(async () =>
+        {
+            info = (await _platform.Registry.Client.GetFromJsonAsync<JsonElement>($"/api/2.0/mlflow/runs/get?run_id={lostRun}")).GetProperty("run").GetProperty("info");
+            return info.GetProperty("status").GetString() != "RUNNING";
+        }, TimeSpan.FromSeconds(30), "the lost attempt's run ends");
+        Assert.Equal("KILLED", info.GetProperty("status").GetString());
+        Assert.True(info.TryGetProperty("end_time", out var endTime) && endTime.GetInt64() >= info.GetProperty("start_time").GetInt64(), info.ToString());
+
+        // The new attempt gets a run of its own.
+        await Eventually.HoldsAsync(async () => (await TrainingPlatform.GetJobAsync(successor.Client, id)).GetProperty("mlflow_run_id").GetString() != lostRun, TimeSpan.FromSeconds(30), "the new attempt opens its run");
+        using var cancel = await successor.Client.PostAsync($"/jobs/{id}/cancel", null);
+        await TrainingPlatform.WaitForStateAsync(successor.Client, id, TimeSpan.FromSeconds(30), "cancelled");
+    }
+
+    [Fact]
     public async Task A_postgres_restart_mid_run_neither_loses_nor_duplicates_the_job()
     {
         var worker = await _platform.StartWorkerAsync(new Dictionary<string, string?> { ["TrainingWorker__LeaseDuration"] = "00:00:15", ["TrainingWorker__HeartbeatInterval"] = "00:00:01" });
@@ -82,7 +113,10 @@ public sealed class ReliabilityTests(PlatformServers servers) : IAsyncLifetime
     [Fact]
     public async Task Two_workers_run_each_of_200_jobs_exactly_once()
     {
-        var ledger = Path.Combine(Directory.CreateTempSubdirectory("goblin-ledger-").FullName, "runs.txt");
+        var ledgerFolder = Directory.CreateTempSubdirectory("goblin-ledger-").FullName;
+        // Jobs of a worker running as root run as an unprivileged user: the folder must be theirs to write in too.
+        File.SetUnixFileMode(ledgerFolder, (UnixFileMode)0x3FF);
+        var ledger = Path.Combine(ledgerFolder, "runs.txt");
         var settings = new Dictionary<string, string?> { ["TrainingWorker__QueueConcurrency__default"] = "16" };
         var first = await _platform.StartWorkerAsync(settings);
         var second = await _platform.StartWorkerAsync(settings);

@@ -16,6 +16,9 @@ public sealed class AttemptOutput(JobQueue queue, JobLease lease, long maxBytes)
 
     public void Add(string stream, string line)
     {
+        ArgumentNullException.ThrowIfNull(line);
+        // PostgreSQL text cannot hold NUL: one such line would fail every later write of the attempt's output.
+        line = line.Replace('\0', '\uFFFD');
         var size = Encoding.UTF8.GetByteCount(line) + 1;
         lock (_gate)
         {

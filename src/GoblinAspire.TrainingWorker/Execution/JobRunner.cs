@@ -70,6 +70,12 @@ public sealed partial class JobRunner
                 await _queue.ForgetInstanceAsync(job.Id, previous, control.Stopping);
             }
 
+            // The rescuer ends a lost attempt's run; should it have died first, the next attempt does.
+            if (job.RunId is { } previousRun)
+            {
+                await EndAbandonedRunAsync(job.Id, previousRun, control.Stopping);
+            }
+
             control.StopAfter(job.Spec.Timeout, StopReason.TimedOut, _time);
             var experimentId = await _registry.EnsureExperimentAsync(job.Spec.Experiment ?? job.Name, control.Stopping);
             run = await _registry.CreateRunAsync(experimentId, $"{job.Name}-attempt-{job.Attempt}", new Dictionary<string, string>
@@ -121,7 +127,7 @@ public sealed partial class JobRunner
 
         await flushing.CancelAsync();
         await flusher;
-        await TryAsync(() => output.FlushAsync(CancellationToken.None));
+        await PersistOutputAsync(output, control);
 
         if (control.LeaseLost)
         {
@@ -161,6 +167,32 @@ public sealed partial class JobRunner
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The output lands before the verdict, so whoever sees the job ended reads all it printed: retried through a
+    /// database outage as the verdict is, until the lease is gone. A write the database refuses outright is dropped.
+    /// </summary>
+    private async Task PersistOutputAsync(AttemptOutput output, AttemptControl control)
+    {
+        while (!control.LeaseLost)
+        {
+            try
+            {
+                await output.FlushAsync(CancellationToken.None);
+                return;
+            }
+            catch (Exception ex) when (ex is TimeoutException or NpgsqlException { IsTransient: true })
+            {
+                LogBookkeepingFailed(_logger, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(250), _time, CancellationToken.None);
+            }
+            catch (NpgsqlException ex)
+            {
+                LogBookkeepingFailed(_logger, ex.Message);
+                return;
+            }
+        }
     }
 
     private async Task<AttemptResult> ConcludeAsync(JobRecord job, MlflowRun? run, ExecutionOutcome outcome, StopReason reason)
@@ -257,6 +289,23 @@ public sealed partial class JobRunner
             ["GOBLIN_STORAGE_ENDPOINT"] = _jobRegistryUrl.AbsoluteUri.TrimEnd('/'),
         };
         return environment;
+    }
+
+    /// <summary>
+    /// Ends the run of an attempt that died with its worker as KILLED, with an end time, unless it ended already (its
+    /// own report, or an earlier verdict, stands). Best effort: a registry that is down is logged, and the job's next
+    /// attempt tries again.
+    /// </summary>
+    public async Task EndAbandonedRunAsync(Guid jobId, string runId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _registry.EndRunAsync(runId, "KILLED", cancellationToken);
+        }
+        catch (Exception ex) when (ex is RegistryException or HttpRequestException or TimeoutException)
+        {
+            LogAbandonedRunNotEnded(_logger, runId, jobId, ex.Message);
+        }
     }
 
     private async Task EndRunAsync(MlflowRun run, string status) =>
@@ -359,6 +408,9 @@ public sealed partial class JobRunner
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} attempt {Attempt}: the database was lost ({Reason}); the attempt stops and its lease will expire.")]
     private static partial void LogDatabaseLost(ILogger logger, Guid jobId, int attempt, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The MLflow run {RunId} of a lost attempt of job {JobId} could not be ended: {Reason}")]
+    private static partial void LogAbandonedRunNotEnded(ILogger logger, string runId, Guid jobId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A write about an attempt failed and is skipped: {Reason}")]
     private static partial void LogBookkeepingFailed(ILogger logger, string reason);

@@ -7,9 +7,10 @@ namespace GoblinAspire.TrainingWorker.Execution;
 /// <summary>
 /// Runs a job as a child process in its own process group (through util-linux <c>setsid</c>, as .NET cannot create
 /// one), so a stop reaches everything the job started: SIGTERM, then SIGKILL after the grace period. The process
-/// gets only an allow-listed part of the worker's environment, because the worker's own holds secrets.
+/// gets only an allow-listed part of the worker's environment, and runs isolated from the worker by
+/// <see cref="JobSandbox"/>, because the worker holds secrets.
 /// </summary>
-public sealed partial class LocalExecutor(IOptions<TrainingWorkerOptions> options, TimeProvider time, ILogger<LocalExecutor> logger) : IJobExecutor
+public sealed partial class LocalExecutor(IOptions<TrainingWorkerOptions> options, JobSandbox sandbox, TimeProvider time, ILogger<LocalExecutor> logger) : IJobExecutor
 {
     public const string Kind = "local";
     private const int SigTerm = 15;
@@ -26,23 +27,23 @@ public sealed partial class LocalExecutor(IOptions<TrainingWorkerOptions> option
         ArgumentNullException.ThrowIfNull(reporter);
         ArgumentNullException.ThrowIfNull(control);
         var command = request.Job.Spec.Command!;
-        var workDirectory = Path.Combine(options.Value.WorkDirectory, request.Job.Id.ToString("N"));
-        Directory.CreateDirectory(workDirectory);
-
-        var start = new ProcessStartInfo("setsid")
+        if (sandbox.Unavailable is { } unavailable)
         {
-            WorkingDirectory = workDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("--");
-        foreach (var argument in command)
-        {
-            start.ArgumentList.Add(argument);
+            return ExecutionOutcome.Refused(sandbox.RefusalMessage(unavailable));
         }
 
+        var workDirectory = Path.Combine(options.Value.WorkDirectory, request.Job.Id.ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(workDirectory);
+            sandbox.PrepareWorkingDirectory(workDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ExecutionOutcome.Refused($"the job's folder could not be prepared: {ex.Message}");
+        }
+
+        var start = sandbox.StartInfo(command, workDirectory);
         start.Environment.Clear();
         foreach (var name in options.Value.InheritedEnvironment)
         {
@@ -50,6 +51,12 @@ public sealed partial class LocalExecutor(IOptions<TrainingWorkerOptions> option
             {
                 start.Environment[name] = value;
             }
+        }
+
+        if (sandbox.JobOwner is not null)
+        {
+            // The worker's home (root's) is closed to the job's user; its own folder is the one it can write.
+            start.Environment["HOME"] = workDirectory;
         }
 
         foreach (var (name, value) in request.Environment)
@@ -67,7 +74,7 @@ public sealed partial class LocalExecutor(IOptions<TrainingWorkerOptions> option
             return ExecutionOutcome.Refused($"the job could not be started: {ex.Message}");
         }
 
-        // setsid execs the job in place (the child is not a group leader), so the pid is also the process group id.
+        // The sandbox starts everything through setsid, which execs in place: the pid is also the process group id.
         var group = process.Id;
         process.StandardInput.Close();
         await reporter.ProvisionedAsync(

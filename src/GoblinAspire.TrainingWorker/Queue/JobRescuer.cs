@@ -7,7 +7,8 @@ namespace GoblinAspire.TrainingWorker.Queue;
 /// <summary>
 /// Every worker also rescues: it re-queues jobs whose lease expired (SKIP LOCKED, so rescuers never collide) and
 /// destroys machines that no running attempt owns any more — those of rescued, cancelled or finished jobs whose
-/// worker died before it could clean up.
+/// worker died before it could clean up — and ends the MLflow runs of the attempts it took jobs from, which nothing
+/// else would end: they would show RUNNING forever.
 /// </summary>
 public sealed partial class JobRescuer(JobQueue queue, JobRunner runner, IOptions<TrainingWorkerOptions> options, TimeProvider time, ILogger<JobRescuer> logger) : BackgroundService
 {
@@ -37,7 +38,8 @@ public sealed partial class JobRescuer(JobQueue queue, JobRunner runner, IOption
 
     public async Task RescueOnceAsync(CancellationToken cancellationToken)
     {
-        foreach (var job in await queue.RescueExpiredAsync(100, cancellationToken))
+        var rescued = await queue.RescueExpiredAsync(100, cancellationToken);
+        foreach (var job in rescued)
         {
             LogRescued(logger, job.Id, job.Attempt, job.State);
         }
@@ -60,6 +62,15 @@ public sealed partial class JobRescuer(JobQueue queue, JobRunner runner, IOption
             {
                 // Kept on record: the next round tries again.
                 LogCleanupFailed(logger, instance.Kind, instance.Id, ex.Message);
+            }
+        }
+
+        // After the machines are gone, so a lost attempt still running cannot report its own end over the verdict.
+        foreach (var job in rescued)
+        {
+            if (job.RunId is { } runId)
+            {
+                await runner.EndAbandonedRunAsync(job.Id, runId, cancellationToken);
             }
         }
     }
