@@ -78,6 +78,13 @@ public static partial class Platform
             modelRegistry.WithEnvironment("ModelRegistry__ArtifactRoot", Path.Combine(stores.Mode.DataDirectory, "artifacts"));
             chatFallback.WithEnvironment("ChatFallback__CacheDirectory", Path.Combine(stores.Mode.DataDirectory, "model-cache"));
             trainingWorker.WithEnvironment("TrainingWorker__WorkDirectory", Path.Combine(stores.Mode.DataDirectory, "jobs"));
+            // A developer's jobs run as the developer: the folders beside theirs (server data and password files,
+            // artifacts, the model cache) are mounted away inside each job's namespace.
+            string[] hidden = [PlatformResources.Postgres, PlatformResources.Redis, "artifacts", "model-cache"];
+            for (var i = 0; i < hidden.Length; i++)
+            {
+                trainingWorker.WithEnvironment($"TrainingWorker__Isolation__HiddenPaths__{i + 2}", Path.Combine(stores.Mode.DataDirectory, hidden[i]));
+            }
 
             var developmentKey = builder.AddParameter("gateway-development-key", new GenerateParameterDefault { MinLength = 32, Special = false, Upper = false }, secret: true, persist: true);
             gateway.WithDevelopmentAccess(adminKey, developmentKey, chatModel);

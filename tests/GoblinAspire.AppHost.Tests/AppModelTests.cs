@@ -150,6 +150,23 @@ public sealed partial class AppModelTests
         Assert.Equal(PlatformResources.Gateway, Component().Match(Assert.Single(open)).Groups[1].Value);
     }
 
+    /// <summary>In run mode a developer's training jobs cannot see the servers' data or the services' folders.</summary>
+    [Fact]
+    public async Task In_run_mode_training_jobs_are_kept_out_of_the_platforms_data_folders()
+    {
+        await using var app = await BuildAsync(publish: false);
+        var result = await ExecutionConfigurationBuilder.Create(Project(app, PlatformResources.TrainingWorker))
+            .WithEnvironmentVariablesConfig()
+            .BuildAsync(new DistributedApplicationExecutionContext(DistributedApplicationOperation.Run), NullLogger.Instance, CancellationToken.None);
+        var environment = result.EnvironmentVariables.ToDictionary(StringComparer.Ordinal);
+        var data = Path.GetDirectoryName(environment["TrainingWorker__WorkDirectory"])!;
+        var hidden = environment.Where(e => e.Key.StartsWith("TrainingWorker__Isolation__HiddenPaths__", StringComparison.Ordinal)).Select(e => e.Value).ToList();
+        foreach (var folder in new[] { PlatformResources.Postgres, PlatformResources.Redis, "artifacts", "model-cache" })
+        {
+            Assert.Contains(Path.Combine(data, folder), hidden);
+        }
+    }
+
     private static ProjectResource Project(DistributedApplication app, string name) =>
         app.Services.GetRequiredService<DistributedApplicationModel>().Resources.OfType<ProjectResource>().Single(p => p.Name == name);
 
