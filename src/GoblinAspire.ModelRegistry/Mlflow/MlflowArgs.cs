@@ -28,6 +28,14 @@ public sealed class MlflowArgs : IDisposable
         ArgumentNullException.ThrowIfNull(request);
         if (HttpMethods.IsGet(request.Method))
         {
+            foreach (var (name, values) in request.Query)
+            {
+                if (!IsStorable(name) || values.Any(v => v is not null && !IsStorable(v)))
+                {
+                    throw NotText(name);
+                }
+            }
+
             return new MlflowArgs(null, request.Query);
         }
 
@@ -63,6 +71,12 @@ public sealed class MlflowArgs : IDisposable
                 throw new MlflowException(ErrorCodes.BadRequest, "The request body must be a JSON object.");
             }
 
+            if (FirstBadString(document.RootElement, "") is { } field)
+            {
+                document.Dispose();
+                throw NotText(field);
+            }
+
             return new MlflowArgs(document, null);
         }
         catch (JsonException)
@@ -70,6 +84,92 @@ public sealed class MlflowArgs : IDisposable
             throw new MlflowException(ErrorCodes.BadRequest, "The request body is not valid JSON.");
         }
     }
+
+    /// <summary>
+    /// The member path of the first string that cannot be stored: bytes that are not UTF-8, an escaped lone
+    /// surrogate, or a NUL (PostgreSQL's text cannot hold one). Checked once here so no handler ever meets one.
+    /// </summary>
+    private static string? FirstBadString(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var member in element.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = member.Name;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return path.Length == 0 ? "(a member name)" : path;
+                    }
+
+                    var inner = path.Length == 0 ? name : $"{path}.{name}";
+                    if (!IsStorable(name))
+                    {
+                        return inner;
+                    }
+
+                    if (FirstBadString(member.Value, inner) is { } bad)
+                    {
+                        return bad;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (FirstBadString(item, $"{path}[{index++}]") is { } bad)
+                    {
+                        return bad;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.String:
+                try
+                {
+                    return IsStorable(element.GetString()!) ? null : path;
+                }
+                catch (InvalidOperationException)
+                {
+                    return path;
+                }
+
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsStorable(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\0')
+            {
+                return false;
+            }
+
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static MlflowException NotText(string field) =>
+        MlflowException.Invalid($"Invalid value for parameter '{Shorten(string.Concat(field.Select(c => char.IsControl(c) || char.IsSurrogate(c) ? '?' : c)))}' supplied: it must be valid UTF-8 text without NUL characters.");
 
     public string? String(string name)
     {
