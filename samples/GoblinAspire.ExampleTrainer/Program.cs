@@ -18,6 +18,12 @@ var uploadUrl = environment("GOBLIN_CHECKPOINT_UPLOAD_URL");
 var downloadUrl = environment("GOBLIN_CHECKPOINT_DOWNLOAD_URL");
 
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+// As MLflow's clients do: MLFLOW_TRACKING_TOKEN is sent as a bearer token (the worker gives a token for this run only).
+if (environment("MLFLOW_TRACKING_TOKEN") is { Length: > 0 } trackingToken)
+{
+    http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", trackingToken);
+}
+
 var mlflow = new MlflowRunClient(http, tracking.TrimEnd('/'), runId);
 
 if (attempt <= settings.FailAttempts)

@@ -33,23 +33,24 @@ public static partial class Platform
         var modelRegistry = builder.AddProject<Projects.GoblinAspire_ModelRegistry>(PlatformResources.ModelRegistry)
             .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
             .WithReference(stores.RegistryDatabase).WaitFor(stores.RegistryDatabase)
-            .WithSecrets(PlatformSecrets.RegistrySigningKey, PlatformSecrets.RegistryEncryptionKey, PlatformSecrets.RegistryRetiredEncryptionKeys)
+            .WithSecrets(PlatformSecrets.RegistrySigningKey, PlatformSecrets.RegistryToken, PlatformSecrets.RegistryEncryptionKey, PlatformSecrets.RegistryRetiredEncryptionKeys)
             .WithHttpHealthCheck("/health")
-            .WithModelCommands();
+            .WithModelCommands(PlatformSecrets.RegistryToken);
 
-        var chatModel = builder.AddChatModel(modelRegistry, Path.Combine(stores.Mode.DataDirectory, "demo-model"));
+        var chatModel = builder.AddChatModel(modelRegistry, builder.SecretParameter(PlatformSecrets.RegistryToken), Path.Combine(stores.Mode.DataDirectory, "demo-model"));
         var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
             .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
             .WithReference(modelRegistry).WaitFor(modelRegistry)
             .WaitFor(chatModel)
             .WithEnvironment("ChatFallback__RegisteredModel", PlatformResources.ChatModel)
+            .WithSecrets(PlatformSecrets.ChatFallbackRegistryToken)
             .WithHttpHealthCheck("/health");
 
         var trainingWorker = builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
             .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
             .WithReference(stores.TrainingDatabase).WaitFor(stores.TrainingDatabase)
             .WithReference(modelRegistry).WaitFor(modelRegistry)
-            .WithSecrets(PlatformSecrets.VastAiApiKey, PlatformSecrets.RunPodApiKey)
+            .WithSecrets(PlatformSecrets.WorkerToken, PlatformSecrets.WorkerRegistryToken, PlatformSecrets.VastAiApiKey, PlatformSecrets.RunPodApiKey)
             .WithHttpHealthCheck("/health");
 
         var adminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, new GenerateParameterDefault { MinLength = 40, Special = false }, secret: true, persist: true);

@@ -19,6 +19,21 @@ public static class PlatformSecrets
     /// <summary>The HMAC key the ModelRegistry signs its V4 signed URLs with.</summary>
     public static readonly PlatformSecret RegistrySigningKey = new("registry-signing-key", "ModelRegistry__Storage__SigningSecret");
 
+    /// <summary>
+    /// The ModelRegistry's bearer token (MLflow, GCS and model APIs). The services that call the registry get it; a
+    /// training job gets a token the registry makes for its run alone, never this one.
+    /// </summary>
+    public static readonly PlatformSecret RegistryToken = new("registry-token", "ModelRegistry__Access__Token");
+
+    /// <summary>The same registry token, as the TrainingWorker sends it.</summary>
+    public static readonly PlatformSecret WorkerRegistryToken = new("registry-token", "TrainingWorker__RegistryToken");
+
+    /// <summary>The same registry token, as the ChatFallback sends it to fetch its production model.</summary>
+    public static readonly PlatformSecret ChatFallbackRegistryToken = new("registry-token", "ChatFallback__RegistryToken");
+
+    /// <summary>The TrainingWorker's bearer token (its job API).</summary>
+    public static readonly PlatformSecret WorkerToken = new("trainingworker-token", "TrainingWorker__Access__Token");
+
     /// <summary>The bearer secret of the gateway's admin API (virtual keys, spend).</summary>
     public static readonly PlatformSecret GatewayAdminKey = new("gateway-admin-key", "Gateway__Access__AdminKey");
 
@@ -47,7 +62,7 @@ public static class PlatformSecrets
     };
 
     public static IReadOnlyList<PlatformSecret> All { get; } =
-        [RegistrySigningKey, GatewayAdminKey, RegistryEncryptionKey, RegistryRetiredEncryptionKeys, VastAiApiKey, RunPodApiKey, OpenAiApiKey];
+        [RegistrySigningKey, RegistryToken, WorkerRegistryToken, ChatFallbackRegistryToken, WorkerToken, GatewayAdminKey, RegistryEncryptionKey, RegistryRetiredEncryptionKeys, VastAiApiKey, RunPodApiKey, OpenAiApiKey];
 }
 
 /// <summary>

@@ -32,4 +32,8 @@ internal static class ResourceBuilderExtensions
 
         return project;
     }
+
+    /// <summary>The parameter a required secret was composed as (by <see cref="WithSecrets"/>), for the AppHost's own calls.</summary>
+    public static ParameterResource SecretParameter(this IDistributedApplicationBuilder builder, PlatformSecret secret) =>
+        builder.Resources.OfType<ParameterResource>().Single(p => p.Name == secret.Parameter);
 }

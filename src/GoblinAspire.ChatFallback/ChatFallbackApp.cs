@@ -18,9 +18,10 @@ public static class ChatFallbackApp
         builder.Services.AddSingleton<ModelSlot>();
         builder.Services.AddSingleton<GenerationGate>();
         builder.Services.AddHostedService<ModelLoader>();
-        builder.Services.AddHttpClient(ModelLoader.RegistryClient);
+        builder.Services.AddHttpClient(ModelLoader.RegistryClient, (services, client) => RegistryCredential(services, client));
         // Model downloads and upstream streams run for as long as they need: no total timeout, no retries mid-stream.
 #pragma warning disable EXTEXP0001 // Experimental, but the supported way to opt one client out of ConfigureHttpClientDefaults.
+        // Downloads follow the registry's signed URLs, which carry their own signature: no token goes with them.
         builder.Services.AddHttpClient(ModelLoader.DownloadClient, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
         builder.Services.AddHttpClient(InferenceEndpoints.UpstreamClient, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
@@ -32,5 +33,13 @@ public static class ChatFallbackApp
         app.MapDefaultEndpoints();
         app.MapInference();
         return app;
+    }
+
+    private static void RegistryCredential(IServiceProvider services, HttpClient client)
+    {
+        if (services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatFallbackOptions>>().Value.RegistryToken is { Length: > 0 } token)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
     }
 }

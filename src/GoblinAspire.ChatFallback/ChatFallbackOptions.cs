@@ -32,6 +32,9 @@ public sealed class ChatFallbackOptions
     [Required]
     public Uri RegistryUrl { get; set; } = new("http://modelregistry");
 
+    /// <summary>A secret: the registry's bearer token, sent with every registry call. Unset: a registry without a token.</summary>
+    public string? RegistryToken { get; set; }
+
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan RegistryPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -8,7 +8,9 @@ using GoblinAspire.ModelRegistry.Artifacts;
 using GoblinAspire.ModelRegistry.Operations;
 using GoblinAspire.ModelRegistry.Mlflow;
 using GoblinAspire.ModelRegistry.Storage;
+using GoblinAspire.ModelRegistry.Access;
 using GoblinAspire.ServiceDefaults;
+using GoblinAspire.ServiceDefaults.Access;
 
 namespace GoblinAspire.ModelRegistry;
 
@@ -25,6 +27,8 @@ public static class ModelRegistryApp
         builder.AddGoblinNpgsql(PlatformResources.RegistryDatabase);
         builder.AddSchemaMigrations(PlatformResources.RegistryDatabase, typeof(ModelRegistryApp).Assembly);
         builder.AddValidatedOptions<ModelRegistryOptions, ModelRegistryOptionsValidator>(ModelRegistryOptions.SectionName);
+        builder.AddServiceAccess(ModelRegistryOptions.SectionName);
+        builder.Services.AddSingleton<GoblinAspire.ModelRegistry.Access.RunTokens>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TrackingStore>();
         builder.Services.AddSingleton<RegistryStore>();
@@ -58,6 +62,7 @@ public static class ModelRegistryApp
         }
 
         builder.Services.AddSingleton<UploadSessions>();
+        builder.Services.AddHostedService<UploadSessionSweeper>();
         builder.Services.AddSingleton<UrlSigner>();
         builder.Services.AddSingleton<BucketArtifactStore>();
         builder.Services.AddSingleton<IArtifactStore>(sp => sp.GetRequiredService<BucketArtifactStore>());
@@ -78,8 +83,13 @@ public static class ModelRegistryApp
                 await error.WriteAsync(context.HttpContext.Response);
                 context.HttpContext.Response.StatusCode = status;
             }
+            else
+            {
+                await GcsRequest.WriteStatusErrorAsync(context.HttpContext);
+            }
         });
         app.UseSignedUrls();
+        app.UseRegistryAccess();
         app.MapDefaultEndpoints();
         app.MapExperiments();
         app.MapRuns();
@@ -91,6 +101,7 @@ public static class ModelRegistryApp
         app.MapObjects();
         app.MapUploads();
         app.MapSignedUrls();
+        app.MapRunTokens();
         return app;
     }
 }

@@ -1,4 +1,5 @@
 using GoblinAspire.ServiceDefaults;
+using GoblinAspire.ServiceDefaults.Access;
 using GoblinAspire.TrainingWorker.Api;
 using GoblinAspire.TrainingWorker.Execution;
 using GoblinAspire.TrainingWorker.Queue;
@@ -35,7 +36,14 @@ public static class TrainingWorkerApp
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<TrainingMetrics>();
         builder.Services.AddSingleton<JobQueue>();
-        builder.Services.AddHttpClient(RegistryClient.HttpClientName);
+        builder.AddServiceAccess(TrainingWorkerOptions.SectionName);
+        builder.Services.AddHttpClient(RegistryClient.HttpClientName, (services, client) =>
+        {
+            if (services.GetRequiredService<Microsoft.Extensions.Options.IOptions<TrainingWorkerOptions>>().Value.RegistryToken is { Length: > 0 } token)
+            {
+                client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            }
+        });
         builder.Services.AddSingleton<RegistryClient>();
         builder.Services.AddSingleton<JobSandbox>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<JobSandbox>());
@@ -65,6 +73,15 @@ public static class TrainingWorkerApp
         // Answers the errors no endpoint wrote a body for (an unknown route or method, a query that does not bind) as
         // problem details too.
         app.UseStatusCodePages();
+        app.UseServiceAccess((http, message) =>
+        {
+            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            return http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = http,
+                ProblemDetails = { Status = StatusCodes.Status401Unauthorized, Title = "Unauthorized", Detail = message },
+            }).AsTask();
+        });
         app.MapDefaultEndpoints();
         app.MapJobs();
         return app;

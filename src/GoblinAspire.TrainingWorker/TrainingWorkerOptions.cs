@@ -74,6 +74,12 @@ public sealed class TrainingWorkerOptions
     /// </summary>
     public Uri? JobRegistryUrl { get; set; }
 
+    /// <summary>
+    /// A secret: the registry's bearer token, sent on the worker's own registry calls. A job never sees it: it gets a
+    /// token the registry makes for its run alone (<c>MLFLOW_TRACKING_TOKEN</c>). Unset: a registry without a token.
+    /// </summary>
+    public string? RegistryToken { get; set; }
+
     [Required]
     public string CheckpointBucket { get; set; } = GoblinAspire.ServiceDefaults.PlatformResources.ArtifactBucket;
 

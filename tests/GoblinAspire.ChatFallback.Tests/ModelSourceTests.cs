@@ -74,6 +74,12 @@ public sealed class ModelSourceTests
         {
             app.MapGet("/api/v1/models/{name}/production", (HttpContext http, string name) =>
             {
+                // The registry's token goes with registry calls, and never with a signed download.
+                if (http.Request.Headers.Authorization != "Bearer registry-token-for-chat-tests")
+                {
+                    return Results.Json(new { error_code = "UNAUTHENTICATED", message = "no token" }, statusCode: 401);
+                }
+
                 var bytes = versions[production];
                 return Results.Json(new
                 {
@@ -84,8 +90,9 @@ public sealed class ModelSourceTests
                     size_bytes = bytes.Length,
                 });
             });
-            app.MapGet("/signed/{version}", (string version) =>
+            app.MapGet("/signed/{version}", (HttpContext http, string version) =>
             {
+                Assert.False(http.Request.Headers.ContainsKey("Authorization"), "a signed download carried the registry token");
                 Interlocked.Increment(ref downloads);
                 return Results.Bytes(versions[version], "application/octet-stream");
             });
@@ -95,6 +102,7 @@ public sealed class ModelSourceTests
         {
             ["ChatFallback__RegisteredModel"] = "chat-small",
             ["ChatFallback__RegistryUrl"] = registry.BaseAddress.AbsoluteUri,
+            ["ChatFallback__RegistryToken"] = "registry-token-for-chat-tests",
             ["ChatFallback__RegistryPollInterval"] = "00:00:01",
             ["ChatFallback__CacheDirectory"] = cache,
             ["ChatFallback__MaxConcurrency"] = "2",

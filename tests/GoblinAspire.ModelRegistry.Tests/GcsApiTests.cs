@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using GoblinAspire.ModelRegistry.Api.Gcs;
 using GoblinAspire.ModelRegistry.Objects;
 using GoblinAspire.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -401,6 +402,299 @@ public class GcsApiTests(PlatformServers servers) : IAsyncLifetime
         using var before = new HttpRequestMessage(HttpMethod.Get, "/storage/v1/b/corrupt/o/later.bin?alt=media");
         before.Headers.Range = new RangeHeaderValue(0, 1000);
         Assert.Equal(content[..1001], await (await Http.SendAsync(before)).Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task Resumable_uploads_accept_every_content_range_form_gcs_accepts()
+    {
+        await CreateBucketAsync("ranges");
+        var content = RandomNumberGenerator.GetBytes((2 * 256 * 1024) + 777);
+        var md5 = Convert.ToBase64String(MD5.HashData(content));
+
+        // The official clients' default: one PUT of unknown length and unknown total (bytes 0-*/*).
+        var single = await StartSessionAsync("ranges", "single.bin");
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(single, content, "bytes 0-*/*"), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+
+        // The same with the total known, and with a chunked body (no Content-Length).
+        var known = await StartSessionAsync("ranges", "known.bin");
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(known, content, $"bytes 0-*/{content.Length}"), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+        var chunked = await StartSessionAsync("ranges", "chunked.bin");
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(chunked, content, "bytes 0-*/*", chunkedBody: true), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+
+        // Chunks of unknown total, the rest streamed to the request's end.
+        var streamed = await StartSessionAsync("ranges", "streamed.bin");
+        using (var first = await PutRangeAsync(streamed, content[..(256 * 1024)], "bytes 0-262143/*"))
+        {
+            Assert.Equal(308, (int)first.StatusCode);
+            Assert.Equal("bytes=0-262143", first.Headers.GetValues("Range").Single());
+        }
+
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(streamed, content[(256 * 1024)..], "bytes 262144-*/*"), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+
+        // Every byte sent with an unknown total, then the upload finished by naming it (bytes */N, no body).
+        var finished = await StartSessionAsync("ranges", "finished.bin");
+        Assert.Equal(308, (int)(await PutRangeAsync(finished, content[..(512 * 1024)], "bytes 0-524287/*")).StatusCode);
+        Assert.Equal(308, (int)(await PutRangeAsync(finished, content[(512 * 1024)..], $"bytes 524288-{content.Length - 1}/*")).StatusCode);
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(finished, [], $"bytes */{content.Length}"), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+
+        // No Content-Range at all: the body is the whole object.
+        var whole = await StartSessionAsync("ranges", "whole.bin");
+        Assert.Equal(md5, (await ReadAsync(await PutRangeAsync(whole, content, null), HttpStatusCode.OK)).GetProperty("md5Hash").GetString());
+
+        // An empty object in one open-ended PUT.
+        var empty = await StartSessionAsync("ranges", "empty.bin");
+        Assert.Equal("0", (await ReadAsync(await PutRangeAsync(empty, [], "bytes 0-*/*"), HttpStatusCode.OK)).GetProperty("size").GetString());
+
+        foreach (var name in new[] { "single.bin", "known.bin", "chunked.bin", "streamed.bin", "finished.bin", "whole.bin" })
+        {
+            Assert.Equal(content, await Http.GetByteArrayAsync($"/storage/v1/b/ranges/o/{name}?alt=media"));
+        }
+
+        var refused = await StartSessionAsync("ranges", "refused.bin");
+        foreach (var header in new[] { "bytes 0-*/10", "bytes x-*/*", "bytes -5/*", "bytes 0-*/99999999999999999999", "items 0-*/*", "bytes 10-5/*" })
+        {
+            await ExpectErrorAsync(await PutRangeAsync(refused, content, header), HttpStatusCode.BadRequest, "invalid");
+        }
+    }
+
+    [Fact]
+    public async Task Match_glob_filters_listings_with_gcs_glob_semantics()
+    {
+        await CreateBucketAsync("globs");
+        foreach (var name in new[] { "a.txt", "b.bin", "dir/a.txt", "dir/sub/c.txt", "dir/sub/deep/d.txt", "ab.txt", "x/y.json" })
+        {
+            await UploadAsync("globs", name, "x"u8.ToArray());
+        }
+
+        async Task<string[]> ListAsync(string glob)
+        {
+            var page = await ReadAsync(await Http.GetAsync($"/storage/v1/b/globs/o?matchGlob={Uri.EscapeDataString(glob)}"), HttpStatusCode.OK);
+            return page.TryGetProperty("items", out var items) ? items.EnumerateArray().Select(i => i.GetProperty("name").GetString()!).ToArray() : [];
+        }
+
+        Assert.Equal(["a.txt", "ab.txt"], await ListAsync("*.txt"));
+        Assert.Equal(["a.txt", "ab.txt", "dir/a.txt", "dir/sub/c.txt", "dir/sub/deep/d.txt"], await ListAsync("**.txt"));
+        Assert.Equal(["dir/a.txt", "dir/sub/c.txt", "dir/sub/deep/d.txt"], await ListAsync("dir/**/*.txt"));
+        Assert.Equal(["a.txt"], await ListAsync("?.txt"));
+        Assert.Equal(["a.txt", "b.bin"], await ListAsync("[ab].*"));
+        Assert.Equal(["b.bin"], await ListAsync("[!a]*"));
+        Assert.Equal(["b.bin", "x/y.json"], await ListAsync("**.{bin,json}"));
+        Assert.Equal(["dir/sub/c.txt"], await ListAsync("dir/*/c.txt"));
+        Assert.Empty(await ListAsync("*/c.txt"));
+        foreach (var malformed in new[] { "[abc", "{a,b", "a\\", "[z-a]" })
+        {
+            await ExpectErrorAsync(await Http.GetAsync($"/storage/v1/b/globs/o?matchGlob={Uri.EscapeDataString(malformed)}"), HttpStatusCode.BadRequest, "invalid");
+        }
+    }
+
+    [Fact]
+    public async Task Compose_concatenates_sources_into_a_composite_with_a_crc32c_and_no_md5()
+    {
+        await CreateBucketAsync("compose");
+        var parts = Enumerable.Range(0, 3).Select(i => RandomNumberGenerator.GetBytes(70_000 + i)).ToArray();
+        var generations = new List<string>();
+        for (var i = 0; i < parts.Length; i++)
+        {
+            generations.Add((await UploadAsync("compose", $"parts/{i}", parts[i])).GetProperty("generation").GetString()!);
+        }
+
+        var all = parts.SelectMany(p => p).ToArray();
+        var request = """{"sourceObjects":[{"name":"parts/0","generation":"GEN0"},{"name":"parts/1","objectPreconditions":{"ifGenerationMatch":GEN1}},{"name":"parts/2"}],"destination":{"contentType":"application/x-shards","metadata":{"kind":"joined"}}}"""
+            .Replace("GEN0", generations[0], StringComparison.Ordinal).Replace("GEN1", generations[1], StringComparison.Ordinal);
+        var composed = await ReadAsync(await Http.PostAsync("/storage/v1/b/compose/o/joined.bin/compose", Json(request)), HttpStatusCode.OK);
+        Assert.Equal(all.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), composed.GetProperty("size").GetString());
+        Assert.Equal(Crc32C.ToBase64(Crc32C.Compute(all)), composed.GetProperty("crc32c").GetString());
+        Assert.False(composed.TryGetProperty("md5Hash", out _));
+        Assert.Equal(3, composed.GetProperty("componentCount").GetInt32());
+        Assert.Equal("application/x-shards", composed.GetProperty("contentType").GetString());
+        Assert.Equal("joined", composed.GetProperty("metadata").GetProperty("kind").GetString());
+        using (var download = await Http.GetAsync("/storage/v1/b/compose/o/joined.bin?alt=media"))
+        {
+            Assert.Equal(all, await download.Content.ReadAsByteArrayAsync());
+            Assert.Equal($"crc32c={composed.GetProperty("crc32c").GetString()}", download.Headers.GetValues("x-goog-hash").Single());
+        }
+
+        // A composite of composites counts its components.
+        var again = await ReadAsync(await Http.PostAsync("/storage/v1/b/compose/o/twice.bin/compose", Json("""{"sourceObjects":[{"name":"joined.bin"},{"name":"parts/0"}]}""")), HttpStatusCode.OK);
+        Assert.Equal(4, again.GetProperty("componentCount").GetInt32());
+
+        await ExpectErrorAsync(await Http.PostAsync("/storage/v1/b/compose/o/x.bin/compose", Json("""{"sourceObjects":[{"name":"parts/0","objectPreconditions":{"ifGenerationMatch":"1"}}]}""")), HttpStatusCode.PreconditionFailed, "conditionNotMet");
+        await ExpectErrorAsync(await Http.PostAsync("/storage/v1/b/compose/o/joined.bin/compose?ifGenerationMatch=0", Json("""{"sourceObjects":[{"name":"parts/0"}]}""")), HttpStatusCode.PreconditionFailed, "conditionNotMet");
+        await ExpectErrorAsync(await Http.PostAsync("/storage/v1/b/compose/o/x.bin/compose", Json("""{"sourceObjects":[{"name":"parts/missing"}]}""")), HttpStatusCode.NotFound, "notFound");
+        await ExpectErrorAsync(await Http.PostAsync("/storage/v1/b/compose/o/x.bin/compose", Json("""{"sourceObjects":[]}""")), HttpStatusCode.BadRequest, "required");
+        var tooMany = JsonSerializer.Serialize(new { sourceObjects = Enumerable.Range(0, 33).Select(_ => new { name = "parts/0" }) });
+        await ExpectErrorAsync(await Http.PostAsync("/storage/v1/b/compose/o/x.bin/compose", Json(tooMany)), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.GetAsync("/storage/v1/b/compose/o/x.bin"), HttpStatusCode.NotFound, "notFound");
+    }
+
+    [Fact]
+    public async Task Bucket_patch_sets_and_removes_labels_and_bumps_the_metageneration()
+    {
+        await ReadAsync(await Http.PostAsync("/storage/v1/b?project=goblin", Json("""{"name":"labelled","labels":{"team":"ml","drop":"me"}}""")), HttpStatusCode.OK);
+        var patched = await ReadAsync(await Http.PatchAsync("/storage/v1/b/labelled?ifMetagenerationMatch=1", Json("""{"labels":{"stage":"prod","drop":null}}""")), HttpStatusCode.OK);
+        Assert.Equal("2", patched.GetProperty("metageneration").GetString());
+        Assert.Equal("prod", patched.GetProperty("labels").GetProperty("stage").GetString());
+        Assert.Equal("ml", patched.GetProperty("labels").GetProperty("team").GetString());
+        Assert.False(patched.GetProperty("labels").TryGetProperty("drop", out _));
+        Assert.Equal("2", (await ReadAsync(await Http.GetAsync("/storage/v1/b/labelled"), HttpStatusCode.OK)).GetProperty("metageneration").GetString());
+
+        await ExpectErrorAsync(await Http.PatchAsync("/storage/v1/b/labelled?ifMetagenerationMatch=1", Json("""{"labels":{"a":"b"}}""")), HttpStatusCode.PreconditionFailed, "conditionNotMet");
+        await ExpectErrorAsync(await Http.PatchAsync("/storage/v1/b/labelled", Json("""{"labels":{"Upper":"x"}}""")), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.PatchAsync("/storage/v1/b/labelled", Json("""{"versioning":{"enabled":true}}""")), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.PatchAsync("/storage/v1/b/no-such-bucket", Json("""{"labels":{"a":"b"}}""")), HttpStatusCode.NotFound, "notFound");
+        var cleared = await ReadAsync(await Http.PatchAsync("/storage/v1/b/labelled", Json("""{"labels":null}""")), HttpStatusCode.OK);
+        Assert.False(cleared.TryGetProperty("labels", out _));
+        Assert.Equal("3", cleared.GetProperty("metageneration").GetString());
+    }
+
+    [Fact]
+    public async Task Signed_url_puts_honour_generation_preconditions()
+    {
+        await CreateBucketAsync("signed-pre");
+        var first = await UploadAsync("signed-pre", "w.bin", "one"u8.ToArray());
+        var put = await MintAsync("signed-pre", "w.bin", "PUT", 600);
+
+        using (var onlyIfAbsent = new HttpRequestMessage(HttpMethod.Put, put) { Content = new ByteArrayContent("two"u8.ToArray()) })
+        {
+            onlyIfAbsent.Headers.Add("x-goog-if-generation-match", "0");
+            using var refused = await Http.SendAsync(onlyIfAbsent);
+            Assert.Equal(HttpStatusCode.PreconditionFailed, refused.StatusCode);
+            Assert.Contains("<Code>PreconditionFailed</Code>", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var matching = new HttpRequestMessage(HttpMethod.Put, put) { Content = new ByteArrayContent("two"u8.ToArray()) })
+        {
+            matching.Headers.Add("x-goog-if-generation-match", first.GetProperty("generation").GetString());
+            Assert.Equal(HttpStatusCode.OK, (await Http.SendAsync(matching)).StatusCode);
+        }
+
+        Assert.Equal("two", await Http.GetStringAsync("/storage/v1/b/signed-pre/o/w.bin?alt=media"));
+
+        // Bound into the URL at minting: the signature covers ifGenerationMatch, so it cannot be dropped.
+        var body = JsonSerializer.Serialize(new Dictionary<string, object?> { ["bucket"] = "signed-pre", ["object"] = "w.bin", ["method"] = "PUT", ["if_generation_match"] = 0 });
+        var bound = (await ReadAsync(await Http.PostAsync("/api/v1/storage/signed-urls", Json(body)), HttpStatusCode.OK)).GetProperty("url").GetString()!;
+        Assert.Contains("ifGenerationMatch=0", bound, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await Http.PutAsync(bound, new ByteArrayContent("three"u8.ToArray()))).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await Http.PutAsync(bound.Replace("&ifGenerationMatch=0", "", StringComparison.Ordinal), new ByteArrayContent("three"u8.ToArray()))).StatusCode);
+        var fresh = (await ReadAsync(await Http.PostAsync("/api/v1/storage/signed-urls", Json(body.Replace("w.bin", "new.bin", StringComparison.Ordinal))), HttpStatusCode.OK)).GetProperty("url").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await Http.PutAsync(fresh, new ByteArrayContent("new"u8.ToArray()))).StatusCode);
+        Assert.Equal("two", await Http.GetStringAsync("/storage/v1/b/signed-pre/o/w.bin?alt=media"));
+    }
+
+    [Fact]
+    public async Task Signed_urls_of_another_algorithm_or_with_repeated_parameters_are_refused_with_the_reason()
+    {
+        await CreateBucketAsync("signed-odd");
+        await UploadAsync("signed-odd", "w.bin", "one"u8.ToArray());
+        var url = await MintAsync("signed-odd", "w.bin", "GET", null);
+
+        using (var rsa = await Http.GetAsync(url.Replace("GOOG4-HMAC-SHA256", "GOOG4-RSA-SHA256", StringComparison.Ordinal)))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, rsa.StatusCode);
+            var text = await rsa.Content.ReadAsStringAsync();
+            Assert.Contains("GOOG4-RSA-SHA256", text, StringComparison.Ordinal);
+            Assert.Contains("not supported by this server", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("missing", text, StringComparison.Ordinal);
+        }
+
+        foreach (var repeated in new[] { "&X-Goog-Date=20200101T000000Z", "&X-Goog-Signature=00", "&x-goog-expires=5" })
+        {
+            using var twice = await Http.GetAsync(url + repeated);
+            Assert.Equal(HttpStatusCode.BadRequest, twice.StatusCode);
+            Assert.Contains("<Code>InvalidArgument</Code>", await twice.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Control_characters_and_invalid_unicode_in_names_and_attributes_are_refused()
+    {
+        await CreateBucketAsync("strict");
+        await UploadAsync("strict", "w.bin", "keep"u8.ToArray());
+        foreach (var patch in new[]
+        {
+            """{"contentType":"text/plain\r\nX-Injected: 1"}""",
+            """{"contentType":"text/plain\u0000"}""",
+            """{"contentType":"text/pl\u00e4in"}""",
+            """{"contentEncoding":"gzip\n"}""",
+            """{"cacheControl":"no-cache\u0007"}""",
+            """{"metadata":{"k":"a\u0000b"}}""",
+            """{"metadata":{"k\r\n":"v"}}""",
+            """{"metadata":{"k":"\ud800"}}""",
+            """{"metadata":{"\udc00":"v"}}""",
+        })
+        {
+            await ExpectErrorAsync(await Http.PatchAsync("/storage/v1/b/strict/o/w.bin", Json(patch)), HttpStatusCode.BadRequest, "invalid");
+        }
+
+        await ExpectErrorAsync(await Http.PostAsync("/upload/storage/v1/b/strict/o?uploadType=multipart", Multipart("""{"name":"m.bin","contentType":"a/b\r\nc: d"}""", [1])), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.PostAsync("/upload/storage/v1/b/strict/o?uploadType=multipart", Multipart("""{"name":"\ud800.bin"}""", [1])), HttpStatusCode.BadRequest, "invalid");
+        using (var start = new HttpRequestMessage(HttpMethod.Post, "/upload/storage/v1/b/strict/o?uploadType=resumable&name=r.bin"))
+        {
+            start.Headers.TryAddWithoutValidation("X-Upload-Content-Type", "text/plain\u0001");
+            await ExpectErrorAsync(await Http.SendAsync(start), HttpStatusCode.BadRequest, "invalid");
+        }
+
+        // Invalid UTF-8 in a name, in the query or the path, is refused rather than stored as U+FFFD or '%FF'.
+        await ExpectErrorAsync(await Http.PostAsync("/upload/storage/v1/b/strict/o?uploadType=media&name=a%FFb", new ByteArrayContent([1])), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.PostAsync("/upload/storage/v1/b/strict/o?uploadType=media&name=a%ED%A0%80b", new ByteArrayContent([1])), HttpStatusCode.BadRequest, "invalid");
+        await ExpectErrorAsync(await Http.GetAsync("/storage/v1/b/strict/o/a%FFb"), HttpStatusCode.BadRequest, "invalid");
+
+        var record = await ReadAsync(await Http.GetAsync("/storage/v1/b/strict/o/w.bin"), HttpStatusCode.OK);
+        Assert.Equal("1", record.GetProperty("metageneration").GetString());
+        Assert.Equal("keep", await Http.GetStringAsync("/storage/v1/b/strict/o/w.bin?alt=media"));
+        Assert.Equal(["w.bin"], (await ReadAsync(await Http.GetAsync("/storage/v1/b/strict/o"), HttpStatusCode.OK)).GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()));
+    }
+
+    [Fact]
+    public async Task Malformed_multipart_bodies_and_oversized_chunked_bodies_get_gcs_errors()
+    {
+        await CreateBucketAsync("malformed");
+        foreach (var body in new[]
+        {
+            "--b\r\nContent-Type: application/json\r\n\r\n{\"name\":\"x\"}\r\n--b\r\nContent-Type: text/plain\r\n\r\nabc",
+            "--b\r\nContent-Type: application/json\r\n\r\n{\"name\":\"x\"}",
+            "--b\r\n" + new string('h', 20_000) + "\r\n\r\n{}\r\n--b--",
+            "--b\r\nbroken header line\r\n\r\n{}\r\n--b--",
+            "no boundary anywhere",
+        })
+        {
+            var content = new StringContent(body);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse("multipart/related; boundary=b");
+            await ExpectErrorAsync(await Http.PostAsync("/upload/storage/v1/b/malformed/o?uploadType=multipart", content), HttpStatusCode.BadRequest, "invalid");
+        }
+
+        // A metadata body sent chunked (no Content-Length) past the limit: 413 with GCS's error, not an empty answer.
+        using (var chunked = new HttpRequestMessage(HttpMethod.Patch, "/storage/v1/b/malformed/o/x") { Content = new StreamContent(new MemoryStream(new byte[2 * GcsRequest.MaxMetadataBodyBytes])) })
+        {
+            chunked.Headers.TransferEncodingChunked = true;
+            await ExpectErrorAsync(await Http.SendAsync(chunked), HttpStatusCode.RequestEntityTooLarge, "uploadTooLarge");
+        }
+
+        Assert.False((await ReadAsync(await Http.GetAsync("/storage/v1/b/malformed/o"), HttpStatusCode.OK)).TryGetProperty("items", out _));
+    }
+
+    private async Task<Uri> StartSessionAsync(string bucket, string name)
+    {
+        using var start = new HttpRequestMessage(HttpMethod.Post, $"/upload/storage/v1/b/{bucket}/o?uploadType=resumable&name={Uri.EscapeDataString(name)}");
+        using var started = await Http.SendAsync(start);
+        Assert.Equal(HttpStatusCode.OK, started.StatusCode);
+        return started.Headers.Location!;
+    }
+
+    private async Task<HttpResponseMessage> PutRangeAsync(Uri session, byte[] body, string? contentRange, bool chunkedBody = false)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, session) { Content = chunkedBody ? new StreamContent(new MemoryStream(body)) : new ByteArrayContent(body) };
+        if (chunkedBody)
+        {
+            request.Headers.TransferEncodingChunked = true;
+        }
+
+        if (contentRange is not null)
+        {
+            request.Content.Headers.TryAddWithoutValidation("Content-Range", contentRange);
+        }
+
+        return await Http.SendAsync(request);
     }
 
     private void FlipStoredByte(string bucket, string name, long offset)

@@ -154,4 +154,118 @@ public sealed class ModelOperationTests(PlatformServers servers) : IAsyncLifetim
         using var badGate = await Http.SendAsync(gates);
         MlflowClient.AssertError(await MlflowClient.ReadAsync(badGate, HttpStatusCode.BadRequest), "INVALID_PARAMETER_VALUE");
     }
+
+    [Fact]
+    public async Task A_register_whose_upload_breaks_off_part_way_leaves_no_model_behind()
+    {
+        // Far more bytes than the socket and server buffers hold: the client can only have sent them once the server
+        // was storing the artifact part, past every check. Then the upload breaks off.
+        using var content = new BreaksOffContent(128L * 1024 * 1024);
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => Http.PostAsync("/api/v1/models/broken-off/versions", content));
+
+        MlflowClient.AssertError(await Mlflow.GetAsync("registered-models/get", "name=broken-off", HttpStatusCode.NotFound), "RESOURCE_DOES_NOT_EXIST");
+        var experiments = await Mlflow.PostAsync("experiments/search", new { filter = "name = 'models/broken-off'", view_type = "ALL" });
+        Assert.Equal(0, experiments.TryGetProperty("experiments", out var found) ? found.GetArrayLength() : 0);
+
+        // The name is free: the next, whole upload makes the model and its first version.
+        var registered = await RegisterAsync("broken-off", [1, 2, 3], 0.9);
+        Assert.Equal("1", registered.GetProperty("model_version").GetProperty("version").GetString());
+    }
+
+    [Fact]
+    public async Task A_register_that_fails_after_the_upload_leaves_no_model_run_version_or_bytes()
+    {
+        // The model's experiment exists but is deleted: recording the run fails after the artifact is stored.
+        var experiment = (await Mlflow.PostAsync("experiments/create", new { name = "models/late-failure" })).GetProperty("experiment_id").GetString();
+        await Mlflow.PostAsync("experiments/delete", new { experiment_id = experiment });
+
+        var refused = await RegisterAsync("late-failure", [7, 7, 7], 0.9, HttpStatusCode.BadRequest);
+        MlflowClient.AssertError(refused, "INVALID_PARAMETER_VALUE", "must be in the 'active' state");
+
+        MlflowClient.AssertError(await Mlflow.GetAsync("registered-models/get", "name=late-failure", HttpStatusCode.NotFound), "RESOURCE_DOES_NOT_EXIST");
+        var runs = await Mlflow.PostAsync("runs/search", new { experiment_ids = new[] { experiment }, run_view_type = "ALL" });
+        Assert.False(runs.TryGetProperty("runs", out _));
+        var staging = await MlflowClient.ReadAsync(await Http.GetAsync("/api/2.0/mlflow-artifacts/artifacts?path=staging"), HttpStatusCode.OK);
+        Assert.False(staging.TryGetProperty("files", out _));
+        var models = await MlflowClient.ReadAsync(await Http.GetAsync("/api/2.0/mlflow-artifacts/artifacts?path=models/goblin"), HttpStatusCode.OK);
+        Assert.False(models.TryGetProperty("files", out _));
+
+        await Mlflow.PostAsync("experiments/restore", new { experiment_id = experiment });
+        Assert.Equal("1", (await RegisterAsync("late-failure", [7, 7, 7], 0.9)).GetProperty("model_version").GetProperty("version").GetString());
+    }
+
+    [Fact]
+    public async Task Promoting_or_rolling_back_to_a_version_whose_artifact_is_gone_is_refused_and_changes_nothing()
+    {
+        await RegisterAsync("orphaned", [1], 0.9);
+        await RegisterAsync("orphaned", [2], 0.9);
+        using (var promoted = await Http.PostAsync("/api/v1/models/orphaned/versions/1/promote", null))
+        {
+            await MlflowClient.ReadAsync(promoted, HttpStatusCode.OK);
+        }
+
+        using (var deleted = await Http.DeleteAsync("/api/2.0/mlflow-artifacts/artifacts/models/goblin/orphaned/2/model.gguf"))
+        {
+            await MlflowClient.ReadAsync(deleted, HttpStatusCode.OK);
+        }
+
+        using (var refused = await Http.PostAsync("/api/v1/models/orphaned/versions/2/promote", null))
+        {
+            var error = await MlflowClient.ReadAsync(refused, HttpStatusCode.Conflict);
+            MlflowClient.AssertError(error, "FAILED_PRECONDITION", "its artifact 'models/goblin/orphaned/2/model.gguf' is missing from the artifact store");
+        }
+
+        using (var rollback = await Http.PostAsync("/api/v1/models/orphaned/rollback", new StringContent("""{"version":"2"}""", Encoding.UTF8, "application/json")))
+        {
+            MlflowClient.AssertError(await MlflowClient.ReadAsync(rollback, HttpStatusCode.Conflict), "FAILED_PRECONDITION", "is missing from the artifact store");
+        }
+
+        Assert.Equal("1", JsonDocument.Parse(await Http.GetStringAsync("/api/v1/models/orphaned/production")).RootElement.GetProperty("model_version").GetProperty("version").GetString());
+        Assert.Equal("Production", (await Mlflow.GetAsync("model-versions/get", "name=orphaned&version=1")).GetProperty("model_version").GetProperty("current_stage").GetString());
+        Assert.Equal("None", (await Mlflow.GetAsync("model-versions/get", "name=orphaned&version=2")).GetProperty("model_version").GetProperty("current_stage").GetString());
+        Assert.Equal("1", (await Mlflow.GetAsync("registered-models/alias", "name=orphaned&alias=production")).GetProperty("model_version").GetProperty("version").GetString());
+        var audit = await _registry.Host.Services.GetRequiredService<Storage.RegistryStore>().AuditAsync("orphaned", CancellationToken.None);
+        Assert.DoesNotContain(audit, entry => entry.Version == 2);
+    }
+
+    /// <summary>
+    /// A register request whose multipart body declares more than it sends: metadata, the artifact part's headers and
+    /// <paramref name="artifactBytes"/> bytes, then the upload fails as a dropped connection would.
+    /// </summary>
+    private sealed class BreaksOffContent : HttpContent
+    {
+        private const string Boundary = "upload-boundary";
+        private readonly byte[] _head = Encoding.ASCII.GetBytes(
+            $"--{Boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\nContent-Type: application/json\r\n\r\n" +
+            """{"metrics":{"eval.accuracy":0.9}}""" +
+            $"\r\n--{Boundary}\r\nContent-Disposition: form-data; name=\"artifact\"; filename=\"model.gguf\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+
+        private readonly long _artifactBytes;
+
+        public BreaksOffContent(long artifactBytes)
+        {
+            _artifactBytes = artifactBytes;
+            Headers.ContentType = MediaTypeHeaderValue.Parse($"multipart/form-data; boundary={Boundary}");
+        }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(_head);
+            var chunk = new byte[64 * 1024];
+            for (long sent = 0; sent < _artifactBytes; sent += chunk.Length)
+            {
+                await stream.WriteAsync(chunk);
+            }
+
+            await stream.FlushAsync();
+            throw new IOException("The upload broke off.");
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            // Twice what is sent, so the server waits for more rather than seeing a complete, well-formed body.
+            length = _head.Length + (2 * _artifactBytes) + 64;
+            return true;
+        }
+    }
 }

@@ -115,6 +115,37 @@ public sealed class RegistryApiTests(PlatformServers servers) : IAsyncLifetime
         Assert.Equal("2", audit[1].To);
     }
 
+    [Theory]
+    [InlineData("v1", "Version alias name 'v1' is reserved.")]
+    [InlineData("V2", "Version alias name 'V2' is reserved.")]
+    [InlineData("v10", "Version alias name 'v10' is reserved.")]
+    [InlineData("latest", "'latest' alias name (case insensitive) is reserved.")]
+    [InlineData("LaTeSt", "'latest' alias name (case insensitive) is reserved.")]
+    [InlineData("no spaces", "Invalid alias name: 'no spaces'. Names may only contain alphanumerics, underscores (_), and dashes (-).")]
+    [InlineData("line\n", "Invalid alias name: 'line\n'. Names may only contain alphanumerics, underscores (_), and dashes (-).")]
+    public async Task Refused_aliases_get_mlflows_exact_messages(string alias, string message)
+    {
+        await Mlflow.PostAsync("registered-models/create", new { name = "reserved" });
+        await CreateVersionAsync("reserved");
+        var error = await Mlflow.PostAsync("registered-models/alias", new { name = "reserved", alias, version = "1" }, HttpStatusCode.BadRequest);
+        MlflowClient.AssertError(error, "INVALID_PARAMETER_VALUE");
+        Assert.Equal(message, error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task Aliases_that_only_look_close_to_reserved_ones_are_accepted_up_to_255_characters()
+    {
+        await Mlflow.PostAsync("registered-models/create", new { name = "near" });
+        await CreateVersionAsync("near");
+        foreach (var alias in new[] { "v1a", "version1", "latest-2", "vv1", new string('a', 255) })
+        {
+            await Mlflow.PostAsync("registered-models/alias", new { name = "near", alias, version = "1" });
+        }
+
+        var error = await Mlflow.PostAsync("registered-models/alias", new { name = "near", alias = new string('a', 256), version = "1" }, HttpStatusCode.BadRequest);
+        Assert.Equal("'Registered model alias name' exceeds the maximum length of 255 characters", error.GetProperty("message").GetString());
+    }
+
     [Fact]
     public async Task Versions_update_tag_download_uri_search_and_delete()
     {

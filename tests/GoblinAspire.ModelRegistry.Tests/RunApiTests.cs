@@ -139,6 +139,58 @@ public sealed class RunApiTests(PlatformServers servers) : IAsyncLifetime
         Assert.Equal(2, (await SearchAsync("tags.team = 'x'")).Count);
     }
 
+    [Fact]
+    public async Task Search_runs_orders_by_params_and_tags_as_strings_with_runs_lacking_the_key_last()
+    {
+        // Values chosen so that string order ("10" < "100" < "9") differs from numeric order.
+        var a = await CreateRunAsync("a", ("team", "b"), ("team name", "z"), ("squad", "s"));
+        var b = await CreateRunAsync("b", ("team", "a"), ("squad", "s"));
+        var c = await CreateRunAsync("c", ("team name", "y"), ("squad", "r"));
+        await CreateRunAsync("d", ("team", "c"), ("team name", "x"), ("squad", "s"));
+        foreach (var (run, epochs) in new[] { (a, "10"), (b, "9"), (c, "100") })
+        {
+            await Mlflow.PostAsync("runs/log-parameter", new { run_id = run, key = "epochs", value = epochs });
+        }
+
+        Assert.Equal(["a", "c", "b", "d"], await OrderAsync("params.epochs"));
+        Assert.Equal(["a", "c", "b", "d"], await OrderAsync("params.epochs ASC"));
+        Assert.Equal(["b", "c", "a", "d"], await OrderAsync("params.epochs DESC"));
+        Assert.Equal(["b", "a", "d", "c"], await OrderAsync("tags.team asc"));
+        Assert.Equal(["d", "a", "b", "c"], await OrderAsync("tags.team DESC"));
+        Assert.Equal(["d", "c", "a", "b"], await OrderAsync("tags.`team name`"));
+        Assert.Equal(["a", "c", "d", "b"], await OrderAsync("tags.\"team name\" DESC"));
+        // A later clause orders the runs an earlier one leaves tied.
+        Assert.Equal(["c", "b", "a", "d"], await OrderAsync("tags.squad", "params.epochs DESC"));
+
+        MlflowClient.AssertError(
+            await Mlflow.PostAsync("runs/search", new { experiment_ids = new[] { _experiment }, order_by = new[] { "params.epochs SIDEWAYS" } }, HttpStatusCode.BadRequest),
+            "INVALID_PARAMETER_VALUE", "Invalid ordering key in order_by clause 'params.epochs SIDEWAYS'.");
+        MlflowClient.AssertError(
+            await Mlflow.PostAsync("runs/search", new { experiment_ids = new[] { _experiment }, order_by = new[] { "tags.`team" } }, HttpStatusCode.BadRequest),
+            "INVALID_PARAMETER_VALUE", "Could not be parsed.");
+    }
+
+    [Fact]
+    public async Task Search_runs_orders_metrics_with_nan_after_numbers_and_missing_last_either_way()
+    {
+        var a = await CreateRunAsync("a");
+        var b = await CreateRunAsync("b");
+        var c = await CreateRunAsync("c");
+        await CreateRunAsync("d");
+        await Mlflow.PostAsync("runs/log-metric", new { run_id = a, key = "acc", value = 0.5, timestamp = 1, step = 0 });
+        await Mlflow.PostAsync("runs/log-metric", new { run_id = b, key = "acc", value = "NaN", timestamp = 1, step = 0 });
+        await Mlflow.PostAsync("runs/log-metric", new { run_id = c, key = "acc", value = 0.9, timestamp = 1, step = 0 });
+
+        Assert.Equal(["a", "c", "b", "d"], await OrderAsync("metrics.acc ASC"));
+        Assert.Equal(["c", "a", "b", "d"], await OrderAsync("metrics.acc DESC"));
+    }
+
+    private async Task<List<string>> OrderAsync(params string[] orderBy)
+    {
+        var result = await Mlflow.PostAsync("runs/search", new { experiment_ids = new[] { _experiment }, order_by = orderBy });
+        return result.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("info").GetProperty("run_name").GetString()!).ToList();
+    }
+
     [Theory]
     [InlineData("name = 'x'; DROP TABLE runs; --")]
     [InlineData("metrics.acc > 0.5 OR 1=1")]

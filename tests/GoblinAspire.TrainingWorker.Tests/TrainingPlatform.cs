@@ -27,7 +27,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
     /// <summary>The example trainer's entry point, copied beside the tests by the project reference.</summary>
     public static string TrainerPath { get; } = Path.Combine(AppContext.BaseDirectory, "GoblinAspire.ExampleTrainer.dll");
 
-    public static async Task<TrainingPlatform> StartAsync(PlatformServers servers)
+    public static async Task<TrainingPlatform> StartAsync(PlatformServers servers, IReadOnlyDictionary<string, string?>? registrySettings = null)
     {
         ArgumentNullException.ThrowIfNull(servers);
         var registryDatabase = await servers.Postgres.CreateDatabaseAsync("registry");
@@ -38,7 +38,7 @@ public sealed class TrainingPlatform : IAsyncDisposable
             ["ModelRegistry__ArtifactRoot"] = Directory.CreateTempSubdirectory("goblin-training-artifacts-").FullName,
             ["ModelRegistry__Storage__SigningSecret"] = SigningSecret,
             ["Logging__LogLevel__Default"] = "Warning",
-        })));
+        }.Concat(registrySettings ?? new Dictionary<string, string?>()).ToDictionary())));
         return new TrainingPlatform(servers, trainingDatabase, registry);
     }
 

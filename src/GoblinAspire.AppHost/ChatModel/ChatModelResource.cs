@@ -20,7 +20,7 @@ public static class ChatModelResourceExtensions
     /// through the registry's own API: the GGUF file of the <c>chat-model-path</c> parameter when given, else the demo
     /// model (random weights) when none is in production yet.
     /// </summary>
-    public static IResourceBuilder<ChatModelResource> AddChatModel(this IDistributedApplicationBuilder builder, IResourceBuilder<ProjectResource> registry, string demoDirectory)
+    public static IResourceBuilder<ChatModelResource> AddChatModel(this IDistributedApplicationBuilder builder, IResourceBuilder<ProjectResource> registry, ParameterResource registryToken, string demoDirectory)
     {
         var chatModel = builder.AddResource(new ChatModelResource($"{PlatformResources.ChatModel}-model"))
             .WithInitialState(new CustomResourceSnapshot
@@ -36,13 +36,13 @@ public static class ChatModelResourceExtensions
         registry.OnResourceReady((resource, @event, readyToken) =>
         {
             var stopping = @event.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-            _ = Task.Run(() => ProvisionAsync(resource, chatModel.Resource, modelPath, demoDirectory, @event.Services, stopping), stopping);
+            _ = Task.Run(() => ProvisionAsync(resource, chatModel.Resource, registryToken, modelPath, demoDirectory, @event.Services, stopping), stopping);
             return Task.CompletedTask;
         });
         return chatModel;
     }
 
-    private static async Task ProvisionAsync(ProjectResource registry, ChatModelResource chatModel, string? modelPath, string demoDirectory, IServiceProvider services, CancellationToken cancellationToken)
+    private static async Task ProvisionAsync(ProjectResource registry, ChatModelResource chatModel, ParameterResource registryToken, string? modelPath, string demoDirectory, IServiceProvider services, CancellationToken cancellationToken)
     {
         var notifications = services.GetRequiredService<ResourceNotificationService>();
         var log = services.GetRequiredService<ResourceLoggerService>().GetLogger(chatModel);
@@ -50,6 +50,7 @@ public static class ChatModelResourceExtensions
         try
         {
             using var client = new HttpClient { BaseAddress = new Uri(registry.GetEndpoint(PlatformResources.HttpEndpoint).Url), Timeout = TimeSpan.FromMinutes(5) };
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await registryToken.GetValueAsync(cancellationToken));
             var version = await new ChatModelProvisioner(client, line => log.LogInformation("{Line}", line)).EnsureAsync(modelPath, demoDirectory, cancellationToken);
             await notifications.PublishUpdateAsync(chatModel, s => s with
             {

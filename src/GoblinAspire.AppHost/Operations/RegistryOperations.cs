@@ -15,11 +15,12 @@ public static class RegistryOperations
 
     private const string Models = $"/api/v1/models/{PlatformResources.ChatModel}";
 
-    public static IResourceBuilder<ProjectResource> WithModelCommands(this IResourceBuilder<ProjectResource> registry)
+    public static IResourceBuilder<ProjectResource> WithModelCommands(this IResourceBuilder<ProjectResource> registry, PlatformSecret registryToken)
     {
+        var token = registry.ApplicationBuilder.SecretParameter(registryToken);
         registry.WithCommand(PromoteCommand, $"Promote newest {PlatformResources.ChatModel}", async context =>
         {
-            using var client = ServiceCalls.Client(registry.Resource);
+            using var client = ServiceCalls.Client(registry.Resource, await token.GetValueAsync(context.CancellationToken));
             var newest = (await VersionsAsync(client, context.CancellationToken)).DefaultIfEmpty(0).Max();
             if (newest == 0)
             {
@@ -33,7 +34,7 @@ public static class RegistryOperations
 
         return registry.WithCommand(RollbackCommand, $"Roll back {PlatformResources.ChatModel}", async context =>
         {
-            using var client = ServiceCalls.Client(registry.Resource);
+            using var client = ServiceCalls.Client(registry.Resource, await token.GetValueAsync(context.CancellationToken));
             using var current = await client.GetAsync(new Uri($"{Models}/production", UriKind.Relative), context.CancellationToken);
             var (production, error) = await ServiceCalls.ReadAsync(current, context.CancellationToken);
             var versions = error is null ? await VersionsAsync(client, context.CancellationToken) : [];

@@ -170,6 +170,11 @@ public static class ModelOperationEndpoints
         {
             await new MlflowException(ErrorCodes.BadRequest, $"The multipart body is malformed: {ex.Message}").WriteAsync(http.Response);
         }
+        catch (BadHttpRequestException ex) when (!http.Response.HasStarted)
+        {
+            // The body ended before its declared length or broke off: the client's fault, and nothing was kept.
+            await new MlflowException(ErrorCodes.BadRequest, $"The request body could not be read whole: {ex.Message}").WriteAsync(http.Response);
+        }
     }
 
     private static async Task<string?> ReadMetadataAsync(Stream body, Dictionary<string, double> metrics, Dictionary<string, string> parameters, CancellationToken cancellationToken)

@@ -153,9 +153,69 @@ public static class RunEndpoints
                     }
                 };
             }));
+
+            app.MapGet($"{prefix}/metrics/get-history-bulk-interval", MlflowEndpoint.Of(async (args, http, ct) =>
+            {
+                // Checked in the order MLflow's handler checks them, with its messages.
+                var runIds = args.Strings("run_ids");
+                if (runIds.Count == 0)
+                {
+                    throw MlflowException.Missing("run_ids");
+                }
+
+                if (runIds.Count > TrackingStore.BulkIntervalMaxRuns)
+                {
+                    throw MlflowException.Invalid(
+                        $"GetMetricHistoryBulkInterval request must specify at most {TrackingStore.BulkIntervalMaxRuns} run_ids. Received {runIds.Count} run_ids.{MlflowException.ApiDocsHint}");
+                }
+
+                var key = args.Required("metric_key");
+                var startStep = IntLike(args, "start_step");
+                var endStep = IntLike(args, "end_step");
+                var maxResults = IntLike(args, "max_results") ?? TrackingStore.BulkIntervalMaxResults;
+                if (maxResults is < 1 or > TrackingStore.BulkIntervalMaxResults)
+                {
+                    throw MlflowException.Invalid($"max_results must be between 1 and {TrackingStore.BulkIntervalMaxResults}.{MlflowException.ApiDocsHint}");
+                }
+
+                var metrics = await Store(http).GetMetricHistoryBulkIntervalAsync(runIds, key, startStep, endStep, (int)maxResults, ct);
+                return w =>
+                {
+                    // Proto3 JSON leaves an empty list out, as MLflow's answer does.
+                    if (metrics.Count == 0)
+                    {
+                        return;
+                    }
+
+                    w.WriteStartArray("metrics");
+                    foreach (var metric in metrics)
+                    {
+                        MlflowJson.Metric(w, metric.Metric, metric.RunId);
+                    }
+
+                    w.WriteEndArray();
+                };
+            }));
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// An integer query field, refused as MLflow's handler refuses a value that is not one: the value JSON-quoted,
+    /// then Python's type hint.
+    /// </summary>
+    private static long? IntLike(MlflowArgs args, string name)
+    {
+        var text = args.String(name);
+        if (text is null)
+        {
+            return null;
+        }
+
+        return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw MlflowException.Invalid($"Invalid value {MlflowJson.PythonJsonString(MlflowArgs.Shorten(text))} for parameter '{name}' supplied:  Hint: Value was of type 'str'.{MlflowException.ApiDocsHint}");
     }
 
     /// <summary><c>run_id</c>, or the older <c>run_uuid</c> that MLflow clients still send.</summary>

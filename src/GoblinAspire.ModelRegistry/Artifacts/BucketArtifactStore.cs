@@ -12,34 +12,55 @@ public sealed class BucketArtifactStore : IArtifactStore
 {
     private readonly IObjectStore _store;
     private readonly string _bucket;
-    private readonly Lazy<Task> _bucketReady;
+    private readonly bool _encrypted;
+    private readonly Lock _setupLock = new();
+    private Task? _setup;
 
     public BucketArtifactStore(IObjectStore store, IOptions<StorageOptions> options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
         _bucket = options.Value.ArtifactBucket;
-        _bucketReady = new Lazy<Task>(async () =>
-        {
-            if (await store.GetBucketAsync(_bucket, CancellationToken.None) is null)
-            {
-                try
-                {
-                    await store.CreateBucketAsync(_bucket, options.Value.EncryptedBuckets.Contains(_bucket, StringComparer.Ordinal), null, CancellationToken.None);
-                }
-                catch (GcsException ex) when (ex.StatusCode == StatusCodes.Status409Conflict)
-                {
-                    // Created meanwhile: that is all this wanted.
-                }
-            }
-        });
+        _encrypted = options.Value.EncryptedBuckets.Contains(_bucket, StringComparer.Ordinal);
     }
 
     public string Bucket => _bucket;
 
+    /// <summary>
+    /// The bucket's one-time setup, shared by concurrent first calls. A failed attempt is not kept: the next call
+    /// tries again, so one transient error (the backend briefly unreachable) does not fail every later call.
+    /// </summary>
+    private Task BucketReadyAsync()
+    {
+        lock (_setupLock)
+        {
+            if (_setup is null || _setup.IsFaulted || _setup.IsCanceled)
+            {
+                _setup = SetUpBucketAsync();
+            }
+
+            return _setup;
+        }
+    }
+
+    private async Task SetUpBucketAsync()
+    {
+        if (await _store.GetBucketAsync(_bucket, CancellationToken.None) is null)
+        {
+            try
+            {
+                await _store.CreateBucketAsync(_bucket, _encrypted, null, CancellationToken.None);
+            }
+            catch (GcsException ex) when (ex.StatusCode == StatusCodes.Status409Conflict)
+            {
+                // Created meanwhile: that is all this wanted.
+            }
+        }
+    }
+
     public async Task<ArtifactEntry?> GetAsync(string path, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         if (path.Length > 0 && await _store.GetObjectAsync(_bucket, path, cancellationToken) is { } record)
         {
             return new ArtifactEntry(path, false, record.Size);
@@ -51,13 +72,13 @@ public sealed class BucketArtifactStore : IArtifactStore
 
     public async Task<Stream?> OpenReadAsync(string path, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         return await _store.OpenReadAsync(_bucket, path, 0, null, cancellationToken) is { } opened ? opened.Content : null;
     }
 
     public async Task<StoredArtifact> WriteAsync(string path, Stream content, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         if ((await _store.ListObjectsAsync(_bucket, new ObjectListQuery(Folder(path), null, null, null, null, 1), cancellationToken)).Items.Count > 0)
         {
             throw new IOException($"'{path}' is a folder.");
@@ -71,7 +92,7 @@ public sealed class BucketArtifactStore : IArtifactStore
 
     public async Task MoveAsync(string from, string to, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         if (await _store.GetObjectAsync(_bucket, from, cancellationToken) is not null)
         {
             await _store.RenameObjectAsync(_bucket, from, to, cancellationToken);
@@ -86,7 +107,7 @@ public sealed class BucketArtifactStore : IArtifactStore
 
     public async Task<bool> DeleteAsync(string path, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         if (await _store.DeleteObjectAsync(_bucket, path, Preconditions.None, cancellationToken))
         {
             return true;
@@ -103,7 +124,7 @@ public sealed class BucketArtifactStore : IArtifactStore
 
     public async Task<IReadOnlyList<ArtifactEntry>> ListAsync(string path, CancellationToken cancellationToken)
     {
-        await _bucketReady.Value;
+        await BucketReadyAsync();
         var entries = new List<ArtifactEntry>();
         string? token = null;
         do

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using GoblinAspire.ModelRegistry.Storage;
+using GoblinAspire.ServiceDefaults.Access;
 
 namespace GoblinAspire.ModelRegistry.Mlflow;
 
@@ -20,6 +21,13 @@ public static class MlflowEndpoint
         try
         {
             using var args = readArgs ? await MlflowArgs.ReadAsync(http.Request) : MlflowArgs.Empty;
+            // A job's run token (its grant's scope is its run) reaches its own run and nothing else; a payload endpoint
+            // (an artifact upload) has no fields, and the access check matched its path to the run already.
+            if (readArgs && http.Grant() is { IsFull: false } grant && !string.Equals(args.String("run_id"), grant.Scope, StringComparison.Ordinal))
+            {
+                throw new MlflowException(ErrorCodes.PermissionDenied, "This run token is for another run.");
+            }
+
             var write = await handler(args, http, http.RequestAborted);
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = "application/json";

@@ -13,12 +13,16 @@ public static class ErrorCodes
     public const string EndpointNotFound = "ENDPOINT_NOT_FOUND";
     public const string InternalError = "INTERNAL_ERROR";
     public const string FailedPrecondition = "FAILED_PRECONDITION";
+    public const string Unauthenticated = "UNAUTHENTICATED";
+    public const string PermissionDenied = "PERMISSION_DENIED";
 
     public static int StatusOf(string code) => code switch
     {
         ResourceDoesNotExist or EndpointNotFound => StatusCodes.Status404NotFound,
         InternalError => StatusCodes.Status500InternalServerError,
         FailedPrecondition => StatusCodes.Status409Conflict,
+        Unauthenticated => StatusCodes.Status401Unauthorized,
+        PermissionDenied => StatusCodes.Status403Forbidden,
         _ => StatusCodes.Status400BadRequest,
     };
 }
@@ -52,10 +56,13 @@ public sealed class MlflowException : Exception
 
     public int StatusCode => ErrorCodes.StatusOf(ErrorCode);
 
+    /// <summary>What MLflow's handlers append to every message of a request field that fails its schema.</summary>
+    public const string ApiDocsHint = " See the API docs for more information about request parameters.";
+
     public static MlflowException Invalid(string message) => new(ErrorCodes.InvalidParameterValue, message);
 
     public static MlflowException Missing(string parameter) =>
-        Invalid($"Missing value for required parameter '{parameter}'. See the API docs for more information about request parameters.");
+        Invalid($"Missing value for required parameter '{parameter}'.{ApiDocsHint}");
 
     public static MlflowException NotFound(string message) => new(ErrorCodes.ResourceDoesNotExist, message);
 

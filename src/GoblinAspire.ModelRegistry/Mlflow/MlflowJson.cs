@@ -73,7 +73,8 @@ public static class MlflowJson
         writer.WriteEndObject();
     }
 
-    public static void Metric(Utf8JsonWriter writer, Metric metric)
+    /// <param name="runId">Set for MLflow's MetricWithRunId (bulk history), whose last field is the run.</param>
+    public static void Metric(Utf8JsonWriter writer, Metric metric, string? runId = null)
     {
         ArgumentNullException.ThrowIfNull(writer);
         ArgumentNullException.ThrowIfNull(metric);
@@ -90,7 +91,57 @@ public static class MlflowJson
 
         writer.WriteNumber("timestamp", metric.Timestamp);
         writer.WriteNumber("step", metric.Step);
+        if (runId is not null)
+        {
+            writer.WriteString("run_id", runId);
+        }
+
         writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// A string as Python's <c>json.dumps</c> writes it (MLflow quotes bad values so in its messages): in double
+    /// quotes, with quotes, backslashes, control characters and everything beyond ASCII escaped.
+    /// </summary>
+    public static string PythonJsonString(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var quoted = new System.Text.StringBuilder(text.Length + 2).Append('"');
+        foreach (var c in text)
+        {
+            switch (c)
+            {
+                case '"':
+                    quoted.Append("\\\"");
+                    break;
+                case '\\':
+                    quoted.Append("\\\\");
+                    break;
+                case '\n':
+                    quoted.Append("\\n");
+                    break;
+                case '\r':
+                    quoted.Append("\\r");
+                    break;
+                case '\t':
+                    quoted.Append("\\t");
+                    break;
+                case '\b':
+                    quoted.Append("\\b");
+                    break;
+                case '\f':
+                    quoted.Append("\\f");
+                    break;
+                case < ' ' or > '~':
+                    quoted.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
+                    break;
+                default:
+                    quoted.Append(c);
+                    break;
+            }
+        }
+
+        return quoted.Append('"').ToString();
     }
 
     public static void Model(Utf8JsonWriter writer, RegisteredModel model)

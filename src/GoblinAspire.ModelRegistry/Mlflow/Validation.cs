@@ -61,7 +61,14 @@ public static partial class Validation
             ? throw MlflowException.Invalid($"Description had length {description.Length}, which exceeded length limit of {MaxDescriptionLength}")
             : description;
 
-    /// <summary>Aliases: like MLflow, letters, digits, underscores and dashes, not a version-like <c>v1</c> nor <c>latest</c>.</summary>
+    /// <summary>MLflow's MAX_REGISTERED_MODEL_ALIAS_LENGTH.</summary>
+    public const int MaxAliasLength = 255;
+
+    /// <summary>
+    /// Aliases as MLflow's <c>_validate_model_alias_name</c> checks them, in its order and with its messages: letters,
+    /// digits, underscores and dashes; at most 255 characters; not <c>latest</c> in any case, which MLflow resolves
+    /// itself; and not a version-like <c>v1</c>/<c>V2</c>, which MLflow reads as a version number.
+    /// </summary>
     public static string Alias(string? alias)
     {
         if (string.IsNullOrEmpty(alias))
@@ -69,9 +76,24 @@ public static partial class Validation
             throw MlflowException.Missing("alias");
         }
 
-        if (alias.Length > MaxNameLength || !AliasPattern().IsMatch(alias) || VersionAlias().IsMatch(alias) || alias.Equals("latest", StringComparison.OrdinalIgnoreCase))
+        if (!AliasPattern().IsMatch(alias))
         {
-            throw MlflowException.Invalid($"Invalid alias name: '{MlflowArgs.Shorten(alias)}'. Aliases may only contain alphanumerics, underscores and dashes, and may not be 'latest' or look like a version ('v1').");
+            throw MlflowException.Invalid($"Invalid alias name: '{MlflowArgs.Shorten(alias)}'. Names may only contain alphanumerics, underscores (_), and dashes (-).");
+        }
+
+        if (alias.Length > MaxAliasLength)
+        {
+            throw MlflowException.Invalid($"'Registered model alias name' exceeds the maximum length of {MaxAliasLength} characters");
+        }
+
+        if (alias.Equals("latest", StringComparison.OrdinalIgnoreCase))
+        {
+            throw MlflowException.Invalid("'latest' alias name (case insensitive) is reserved.");
+        }
+
+        if (VersionAlias().IsMatch(alias))
+        {
+            throw MlflowException.Invalid($"Version alias name '{alias}' is reserved.");
         }
 
         return alias;
@@ -80,9 +102,10 @@ public static partial class Validation
     [GeneratedRegex(@"^[/\w.\- ]+$")]
     private static partial Regex KeyPattern();
 
-    [GeneratedRegex(@"^[\w\-]+$")]
+    // \z, not $: $ would also accept a trailing newline.
+    [GeneratedRegex(@"^[\w\-]+\z")]
     private static partial Regex AliasPattern();
 
-    [GeneratedRegex(@"^[vV]\d+$")]
+    [GeneratedRegex(@"^[vV]\d+\z")]
     private static partial Regex VersionAlias();
 }

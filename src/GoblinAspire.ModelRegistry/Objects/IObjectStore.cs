@@ -12,6 +12,12 @@ public interface IObjectStore
 
     Task<IReadOnlyList<BucketRecord>> ListBucketsAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Changes a bucket's labels (a null value removes one) and bumps its metageneration; 412 unless the given
+    /// metageneration preconditions hold.
+    /// </summary>
+    Task<BucketRecord> PatchBucketAsync(string name, IReadOnlyDictionary<string, string?> labels, Preconditions preconditions, CancellationToken cancellationToken);
+
     /// <summary>Deletes an empty bucket; 409 when it still holds objects.</summary>
     Task DeleteBucketAsync(string name, CancellationToken cancellationToken);
 
@@ -21,6 +27,12 @@ public interface IObjectStore
 
     /// <summary>Starts a write into <paramref name="bucket"/>; the bytes become an object only at <see cref="CommitAsync"/>.</summary>
     Task<PendingObject> BeginWriteAsync(string bucket, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="BeginWriteAsync"/>, but the bytes are kept at <paramref name="path"/> (a resumable session's own
+    /// file, which a restart does not clear) instead of in the staging folder.
+    /// </summary>
+    Task<PendingObject> BeginWriteAtAsync(string bucket, string path, CancellationToken cancellationToken);
 
     Task<ObjectRecord> CommitAsync(PendingObject pending, string name, ObjectAttributes attributes, Preconditions preconditions, DeclaredHashes? declared, CancellationToken cancellationToken);
 
@@ -37,6 +49,12 @@ public interface IObjectStore
     /// <paramref name="preconditions"/> apply to the destination, <paramref name="source"/>'s to the source.
     /// </summary>
     Task<ObjectRecord> CopyObjectAsync(string sourceBucket, string sourceName, Preconditions source, string bucket, string name, ObjectAttributes? attributes, Preconditions preconditions, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Concatenates <paramref name="sources"/> (objects of <paramref name="bucket"/>, in order) into the object
+    /// <paramref name="name"/>: a composite, with a CRC-32C but, as in GCS, no MD5.
+    /// </summary>
+    Task<ObjectRecord> ComposeObjectAsync(string bucket, IReadOnlyList<ComposeSource> sources, string name, ObjectAttributes attributes, Preconditions preconditions, CancellationToken cancellationToken);
 
     /// <summary>Renames within a bucket without copying bytes (the artifact store's folder moves).</summary>
     Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken);
@@ -65,6 +83,9 @@ public sealed class PendingObject : IAsyncDisposable
 
     internal bool Committed { get; set; }
 
+    /// <summary>Whether the file outlives this object uncommitted: a resumable session takes it up again.</summary>
+    internal bool KeepFile { get; set; }
+
     /// <summary>Finishes the bytes (flushed to disk) and checks them against what the client declared; 400 if they differ.</summary>
     public async Task<ObjectDigests> CompleteAsync(DeclaredHashes? declared, CancellationToken cancellationToken)
     {
@@ -77,7 +98,7 @@ public sealed class PendingObject : IAsyncDisposable
     {
         Writer.Dispose();
         await File.DisposeAsync();
-        if (!Committed)
+        if (!Committed && !KeepFile)
         {
             System.IO.File.Delete(Path);
         }

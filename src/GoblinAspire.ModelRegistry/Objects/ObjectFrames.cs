@@ -168,6 +168,17 @@ public sealed class FrameWriter : IDisposable
         }
     }
 
+    /// <summary>
+    /// Makes the whole frames written so far durable and returns how many plaintext bytes they hold; the frame being
+    /// filled stays in memory, as it can still grow.
+    /// </summary>
+    public async Task<long> CheckpointAsync(CancellationToken cancellationToken)
+    {
+        await WriteHeaderAsync(cancellationToken);
+        await _file.SyncAsync(cancellationToken);
+        return _index * ObjectFrames.FrameSize;
+    }
+
     /// <summary>Writes the last partial frame, flushes to disk, and returns the plaintext's digests.</summary>
     public async Task<ObjectDigests> CompleteAsync(CancellationToken cancellationToken)
     {

@@ -43,6 +43,11 @@ public static class ObjectListings
                 break;
             }
 
+            if (query.MatchGlob is { } glob && !glob.IsMatch(name))
+            {
+                continue;
+            }
+
             var cut = delimiter is null ? -1 : name.IndexOf(delimiter, prefix.Length, StringComparison.Ordinal);
             if (count == limit)
             {

@@ -70,6 +70,9 @@ public sealed record ObjectRecord
 
     public required DateTimeOffset Updated { get; init; }
 
+    /// <summary>How many objects a composite was made of; null for one that was uploaded (GCS gives those an MD5).</summary>
+    public int? ComponentCount { get; init; }
+
     /// <summary>The encryption key id; null for a plain object.</summary>
     public string? KeyId { get; init; }
 
@@ -97,6 +100,42 @@ public sealed record Preconditions(long? IfGenerationMatch = null, long? IfGener
             throw GcsException.ConditionNotMet();
         }
     }
+
+    /// <summary>The metageneration preconditions against a bucket (generations are an object's alone).</summary>
+    public void CheckBucket(BucketRecord bucket)
+    {
+        ArgumentNullException.ThrowIfNull(bucket);
+        if (IfMetagenerationMatch is { } match && match != bucket.Metageneration
+            || IfMetagenerationNotMatch is { } notMatch && notMatch == bucket.Metageneration)
+        {
+            throw GcsException.ConditionNotMet();
+        }
+    }
+}
+
+/// <summary>GCS's rules for bucket labels: lowercase keys and values of letters, digits, '_' and '-'.</summary>
+public static class BucketLabels
+{
+    public const int MaxCount = 64;
+    public const int MaxLength = 63;
+
+    public static void Check(string key, string? value)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (key.Length is 0 or > MaxLength || !char.IsAsciiLetterLower(key[0]) || !key.All(Allowed))
+        {
+            throw GcsException.Invalid($"Invalid label key '{Printable(key)}': 1 to {MaxLength} lowercase letters, digits, '_' or '-', starting with a letter.");
+        }
+
+        if (value is not null && (value.Length > MaxLength || !value.All(Allowed)))
+        {
+            throw GcsException.Invalid($"Invalid value for label '{key}': up to {MaxLength} lowercase letters, digits, '_' or '-'.");
+        }
+    }
+
+    private static bool Allowed(char c) => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '-';
+
+    private static string Printable(string value) => new(value.Take(64).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }
 
 /// <summary>Hashes a client declared for its upload; the upload fails if the bytes disagree.</summary>
@@ -118,7 +157,30 @@ public sealed record DeclaredHashes(string? Md5Base64, string? Crc32CBase64)
     }
 }
 
-public sealed record ObjectListQuery(string? Prefix, string? Delimiter, string? StartOffset, string? EndOffset, string? PageToken, int MaxResults, bool IncludeTrailingDelimiter = false);
+public sealed record ObjectListQuery(string? Prefix, string? Delimiter, string? StartOffset, string? EndOffset, string? PageToken, int MaxResults, bool IncludeTrailingDelimiter = false, ObjectGlob? MatchGlob = null);
+
+/// <summary>One source of a compose: its name, and optionally the generation it must be (or be matched against).</summary>
+public sealed record ComposeSource(string Name, long? Generation, long? IfGenerationMatch)
+{
+    /// <summary>GCS's limits: sources in one request, and components a composite may be made of in all.</summary>
+    public const int MaxSources = 32;
+    public const int MaxComponents = 1024;
+
+    /// <summary>A pinned generation that is not the live one is not found (this store keeps no others); a failed match is 412.</summary>
+    public void Check(ObjectRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        if (Generation is { } generation && generation != record.Generation)
+        {
+            throw GcsException.ObjectNotFound(record.Bucket, record.Name);
+        }
+
+        if (IfGenerationMatch is { } match && match != record.Generation)
+        {
+            throw GcsException.ConditionNotMet();
+        }
+    }
+}
 
 public sealed record ObjectListing(IReadOnlyList<ObjectRecord> Items, IReadOnlyList<string> Prefixes, string? NextPageToken);
 

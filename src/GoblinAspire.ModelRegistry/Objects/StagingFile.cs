@@ -40,6 +40,7 @@ public sealed partial class StagingFile : IAsyncDisposable
     private Task _writing = Task.CompletedTask;
     private Task _syncing = Task.CompletedTask;
     private long _unsynced;
+    private bool _padded;
 
     private StagingFile(string path, SafeFileHandle handle, bool direct)
     {
@@ -125,10 +126,47 @@ public sealed partial class StagingFile : IAsyncDisposable
             else
             {
                 await WriteBlockAsync(block[.._filled], _written);
+                if (_padded)
+                {
+                    // A checkpoint's direct write may have left zeros past the end.
+                    RandomAccess.SetLength(_handle, length);
+                }
             }
 
             _written = length;
             _filled = 0;
+        }
+        else if (_padded)
+        {
+            RandomAccess.SetLength(_handle, _written);
+        }
+
+        await _syncing.WaitAsync(cancellationToken);
+        RandomAccess.FlushToDisk(_handle);
+    }
+
+    /// <summary>
+    /// Makes every byte appended so far durable without ending the file: the block being filled is written where it
+    /// will be written again once full, so appending goes on as before.
+    /// </summary>
+    public async Task SyncAsync(CancellationToken cancellationToken)
+    {
+        await _writing.WaitAsync(cancellationToken);
+        if (_filled > 0)
+        {
+            var block = Block(_current);
+            if (IsDirect)
+            {
+                // Whole sectors only: the zeros past the filled part are overwritten as the block fills.
+                var padded = (_filled + Alignment - 1) / Alignment * Alignment;
+                block.Span[_filled..padded].Clear();
+                _padded = true;
+                await WriteBlockAsync(block[..padded], _written);
+            }
+            else
+            {
+                await WriteBlockAsync(block[.._filled], _written);
+            }
         }
 
         await _syncing.WaitAsync(cancellationToken);

@@ -61,9 +61,16 @@ public sealed class StorageOptions
     /// </summary>
     public bool DirectWrites { get; set; }
 
-    /// <summary>Resumable upload sessions not finished within this long are dropped, as GCS drops them after a week.</summary>
+    /// <summary>
+    /// Resumable upload sessions not finished within this long of their start are ended and their bytes removed, as
+    /// GCS ends them after a week.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan UploadSessionLifetime { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often ended sessions' files are looked for; an ended session answers 404 at once regardless.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan UploadSessionSweepInterval { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>The id a key given by value gets: a short SHA-256 fingerprint, which names the key without revealing it.</summary>
     public static string Fingerprint(ReadOnlySpan<byte> key) => "sha256-" + Convert.ToHexStringLower(SHA256.HashData(key))[..16];

@@ -19,7 +19,8 @@ public sealed class UrlSigner(IOptions<StorageOptions> options, TimeProvider tim
     public TimeSpan DefaultLifetime => options.Value.DefaultSignedUrlLifetime;
 
     /// <summary>A URL for <paramref name="method"/> on one object, valid for <paramref name="lifetime"/> (default from options).</summary>
-    public Uri Sign(string method, Uri baseUri, string bucket, string name, TimeSpan? lifetime = null)
+    /// <param name="signedParameters">More query parameters the signature covers (a precondition, say).</param>
+    public Uri Sign(string method, Uri baseUri, string bucket, string name, TimeSpan? lifetime = null, IReadOnlyDictionary<string, string>? signedParameters = null)
     {
         ArgumentNullException.ThrowIfNull(baseUri);
         var expires = lifetime ?? options.Value.DefaultSignedUrlLifetime;
@@ -38,6 +39,11 @@ public sealed class UrlSigner(IOptions<StorageOptions> options, TimeProvider tim
             ["X-Goog-Expires"] = ((long)expires.TotalSeconds).ToString(CultureInfo.InvariantCulture),
             ["X-Goog-SignedHeaders"] = "host",
         };
+        foreach (var (parameter, value) in signedParameters ?? new Dictionary<string, string>())
+        {
+            query.Add(parameter, value);
+        }
+
         var path = ObjectPath(baseUri.AbsolutePath, bucket, name);
         var canonicalQuery = CanonicalQuery(query.Select(p => (p.Key, p.Value)));
         var signature = Signature(method, path, canonicalQuery, baseUri.Authority, query["X-Goog-Date"], date);
@@ -52,7 +58,19 @@ public sealed class UrlSigner(IOptions<StorageOptions> options, TimeProvider tim
     public void Verify(string method, string rawPath, IReadOnlyList<(string Name, string Value)> query, string host)
     {
         ArgumentNullException.ThrowIfNull(query);
+        foreach (var repeated in query.GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1 && g.Key.StartsWith("X-Goog-", StringComparison.OrdinalIgnoreCase)))
+        {
+            // Which of two values would count is exactly what a tampered URL would like to choose.
+            throw new SignedUrlException(400, "InvalidArgument", $"The query parameter {repeated.Key} is given more than once.");
+        }
+
         string? Single(string parameter) => query.Where(p => p.Name == parameter).Select(p => p.Value).SingleOrDefault();
+        if (Single("X-Goog-Algorithm") is { } algorithm && algorithm != Algorithm)
+        {
+            // GOOG4-RSA-SHA256 URLs are signed with a service account's private key, which this server cannot check.
+            throw new SignedUrlException(400, "InvalidArgument", $"The signing algorithm '{Printable(algorithm)}' is not supported by this server: it accepts only {Algorithm} URLs that it signed itself.");
+        }
+
         var signature = Single("X-Goog-Signature");
         var credential = Single("X-Goog-Credential");
         var googDate = Single("X-Goog-Date");
@@ -110,6 +128,8 @@ public sealed class UrlSigner(IOptions<StorageOptions> options, TimeProvider tim
         string.Join('/', rawPath.Split('/').Select(segment => Encode(Uri.UnescapeDataString(segment))));
 
     private static string Encode(string value) => Uri.EscapeDataString(value);
+
+    private static string Printable(string value) => new(value.Take(64).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }
 
 /// <summary>A signed-URL failure, answered in the XML error shape GCS uses on that path.</summary>

@@ -3,6 +3,7 @@ using GoblinAspire.ModelRegistry.Artifacts;
 using GoblinAspire.ModelRegistry.Mlflow;
 using GoblinAspire.ModelRegistry.Storage;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace GoblinAspire.ModelRegistry.Operations;
 
@@ -14,16 +15,24 @@ public sealed record ProductionModel(ModelVersion Version, string ArtifactPath, 
 /// The platform's model operations on top of MLflow's registry (the seeds' registry API): register an artifact with
 /// its metrics and params in one call, promote behind metric gates, roll back, and find the production model.
 /// </summary>
-public sealed class ModelOperations(TrackingStore tracking, RegistryStore registry, IArtifactStore artifacts, IOptions<ModelRegistryOptions> options, TimeProvider time)
+public sealed partial class ModelOperations(
+    NpgsqlDataSource dataSource,
+    TrackingStore tracking,
+    RegistryStore registry,
+    IArtifactStore artifacts,
+    IOptions<ModelRegistryOptions> options,
+    ILogger<ModelOperations> logger)
 {
     public const string Sha256Tag = "goblin.sha256";
     public const string SizeTag = "goblin.size_bytes";
     public const string ArtifactTag = "goblin.artifact_path";
 
     /// <summary>
-    /// Stores the artifact under a staging path first, then records run, metrics, params and version, then moves the
-    /// artifact to <c>models/{org}/{name}/{version}/{artifact}</c>. Any failure removes what was made, so a version
-    /// never points at missing bytes and no stray bytes stay behind.
+    /// Stores the artifact under a staging path first, reading the whole upload before anything is written to the
+    /// database: an upload that breaks off part-way leaves no model, run or version behind. Then, in one transaction,
+    /// records the run with its metrics and params, the model when it is new, and the version; moves the artifact to
+    /// <c>models/{org}/{name}/{version}/{artifact}</c>; and commits. A failure at any step rolls all of it back and
+    /// removes the bytes, so a version never points at missing bytes and a failed registration leaves nothing.
     /// </summary>
     public async Task<RegisteredArtifact> RegisterAsync(
         string name,
@@ -43,24 +52,24 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
 
         var metricList = metrics.Select(m => new Metric(Validation.Key(m.Key, "Metric"), m.Value, 0, 0)).ToList();
         var parameterList = parameters.Select(p => new KeyValue(Validation.Key(p.Key, "Param"), Validation.Value(p.Value, "Param", p.Key, Validation.MaxParamValueLength))).ToList();
-        await EnsureModelAsync(name, cancellationToken);
 
         var stagingFolder = $"staging/{Guid.NewGuid():N}";
         var staging = $"{stagingFolder}/{artifactName}";
-        var stored = await artifacts.WriteAsync(staging, content, cancellationToken);
-        ModelVersion? version = null;
         string? finalPath = null;
+        var keepFinal = false;
         try
         {
-            var experiment = await EnsureExperimentAsync($"models/{name}", cancellationToken);
-            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            var run = await tracking.CreateRunAsync(experiment, actor, now, $"register {name}", [new KeyValue("goblin.model", name)], cancellationToken);
-            var runId = run.Info.RunId;
-            await tracking.LogBatchAsync(runId, metricList.Select(m => m with { Timestamp = now }).ToList(), parameterList, [new KeyValue(Sha256Tag, stored.Sha256Hex)], cancellationToken);
-            await tracking.UpdateRunAsync(runId, "FINISHED", now, null, cancellationToken);
-
+            var stored = await artifacts.WriteAsync(staging, content, cancellationToken);
             var organization = options.Value.Organization;
-            version = await registry.CreateVersionAsync(
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var runId = await tracking.RecordFinishedRunAsync(
+                connection, transaction, $"models/{name}", actor, $"register {name}", metricList, parameterList,
+                [new KeyValue("goblin.model", name), new KeyValue(Sha256Tag, stored.Sha256Hex)], cancellationToken);
+            await registry.EnsureModelAsync(connection, transaction, name, cancellationToken);
+            var version = await registry.CreateVersionAsync(
+                connection,
+                transaction,
                 name,
                 $"{Api.ArtifactEndpoints.MlflowArtifactsScheme}models/{organization}/{Uri.EscapeDataString(name)}/{RegistryStore.VersionPlaceholder}/{artifactName}",
                 sourceIsTemplate: true,
@@ -71,24 +80,75 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
                 [new KeyValue(Sha256Tag, stored.Sha256Hex), new KeyValue(SizeTag, stored.Size.ToString(System.Globalization.CultureInfo.InvariantCulture))],
                 cancellationToken);
             finalPath = LayoutPath(organization, name, version.Version, artifactName);
+            await RegistryStore.UpsertVersionTagAsync(connection, transaction, name, version.Version, new KeyValue(ArtifactTag, finalPath), cancellationToken);
+
+            // The bytes move into place before the version is committed (its model row locked meanwhile): no reader
+            // ever sees the version without its bytes. A crash in between leaves only unreferenced bytes at a path
+            // the next registration of this number overwrites.
             await artifacts.MoveAsync(staging, finalPath, cancellationToken);
-            await artifacts.DeleteAsync(stagingFolder, cancellationToken);
-            await registry.SetVersionTagAsync(name, version.Version, new KeyValue(ArtifactTag, finalPath), cancellationToken);
+            keepFinal = true;
+            try
+            {
+                // Committed whatever the caller's request does meanwhile: with the bytes in place, stopping now
+                // would only make work to undo.
+                await transaction.CommitAsync(CancellationToken.None);
+            }
+            catch (NpgsqlException commitFailure)
+            {
+                // The answer to a commit can be lost after the commit took effect: then the version exists and its
+                // bytes must stay. They go only when the version surely is not there.
+                switch (await VersionCommittedAsync(name, version.Version))
+                {
+                    case false:
+                        keepFinal = false;
+                        throw;
+                    case null:
+                        LogCommitUnknown(logger, name, version.Version, commitFailure);
+                        throw new MlflowException(ErrorCodes.InternalError, $"Registering {name}: the commit failed and whether version {Versions.Format(version.Version)} exists could not be read back. Look it up before registering again.");
+                }
+            }
+
+            await DeleteQuietlyAsync(stagingFolder);
             return new RegisteredArtifact(await registry.GetVersionAsync(name, version.Version, CancellationToken.None), runId, finalPath, stored.Size, stored.Sha256Hex);
         }
         catch
         {
-            await artifacts.DeleteAsync(stagingFolder, CancellationToken.None);
-            if (version is not null)
+            await DeleteQuietlyAsync(stagingFolder);
+            if (finalPath is not null && !keepFinal)
             {
-                await registry.DeleteVersionAsync(name, version.Version, CancellationToken.None);
-                if (finalPath is not null)
-                {
-                    await artifacts.DeleteAsync(finalPath, CancellationToken.None);
-                }
+                await DeleteQuietlyAsync(finalPath);
             }
 
             throw;
+        }
+    }
+
+    /// <summary>Whether the version was committed; null when even that cannot be read.</summary>
+    private async Task<bool?> VersionCommittedAsync(string name, int version)
+    {
+        try
+        {
+            return await registry.VersionExistsAsync(name, version, CancellationToken.None);
+        }
+        catch (NpgsqlException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Removes staged or orphaned bytes, even when the caller has gone (hence no cancellation), and never throws:
+    /// a failed cleanup must not hide the failure that made it necessary, and the bytes are unreferenced either way.
+    /// </summary>
+    private async Task DeleteQuietlyAsync(string path)
+    {
+        try
+        {
+            await artifacts.DeleteAsync(path, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or HttpRequestException or MlflowException)
+        {
+            LogCleanupFailed(logger, path, ex);
         }
     }
 
@@ -129,9 +189,13 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
         }).ToList();
     }
 
-    /// <summary>Promotes behind the gates: 409 FAILED_PRECONDITION naming the failed conditions when any fails.</summary>
+    /// <summary>
+    /// Promotes behind the gates: 409 FAILED_PRECONDITION naming the failed conditions when any fails, and 409
+    /// FAILED_PRECONDITION when the version's artifact is missing from the store. A refused promotion changes nothing.
+    /// </summary>
     public async Task<ModelVersion> PromoteAsync(string name, int version, string actor, CancellationToken cancellationToken)
     {
+        await RequireArtifactAsync(name, version, cancellationToken);
         var results = await CheckGatesAsync(name, version, cancellationToken);
         var failed = results.Where(r => !r.Passed).ToList();
         if (failed.Count > 0)
@@ -142,9 +206,33 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
         return await registry.TransitionStageAsync(name, version, ModelStages.Production, archiveExisting: true, actor, cancellationToken);
     }
 
-    /// <summary>Puts an earlier version back into production at once; gates are not checked for a rollback.</summary>
-    public Task<ModelVersion> RollbackAsync(string name, int version, string actor, CancellationToken cancellationToken) =>
-        registry.TransitionStageAsync(name, version, ModelStages.Production, archiveExisting: true, actor, cancellationToken);
+    /// <summary>
+    /// Puts an earlier version back into production at once; gates are not checked for a rollback, but its artifact
+    /// must still be there, or production would point at nothing.
+    /// </summary>
+    public async Task<ModelVersion> RollbackAsync(string name, int version, string actor, CancellationToken cancellationToken)
+    {
+        await RequireArtifactAsync(name, version, cancellationToken);
+        return await registry.TransitionStageAsync(name, version, ModelStages.Production, archiveExisting: true, actor, cancellationToken);
+    }
+
+    /// <summary>
+    /// Refuses (409 FAILED_PRECONDITION) a version whose artifact this registry stores but cannot find. A version
+    /// whose source lies outside this registry's store (s3://, a run elsewhere) cannot be checked here and passes.
+    /// </summary>
+    private async Task RequireArtifactAsync(string name, int version, CancellationToken cancellationToken)
+    {
+        var modelVersion = await registry.GetVersionAsync(name, version, cancellationToken);
+        if (ArtifactPathOf(modelVersion) is { } path && await artifacts.GetAsync(path, cancellationToken) is null)
+        {
+            throw new MlflowException(
+                ErrorCodes.FailedPrecondition,
+                $"Model {name} version {Versions.Format(version)} cannot be moved to {ModelStages.Production}: its artifact '{path}' is missing from the artifact store.");
+        }
+    }
+
+    private static string? ArtifactPathOf(ModelVersion version) =>
+        version.Tags.FirstOrDefault(t => t.Key == ArtifactTag)?.Value ?? Api.ArtifactEndpoints.StorePath(version.Source);
 
     public async Task<ProductionModel> GetProductionAsync(string name, CancellationToken cancellationToken)
     {
@@ -159,41 +247,17 @@ public sealed class ModelOperations(TrackingStore tracking, RegistryStore regist
         }
 
         var metrics = version.RunId is { Length: > 0 } runId ? (await tracking.GetRunAsync(runId, cancellationToken)).Metrics : [];
-        var path = version.Tags.FirstOrDefault(t => t.Key == ArtifactTag)?.Value ?? Api.ArtifactEndpoints.StorePath(version.Source) ?? "";
+        var path = ArtifactPathOf(version) ?? "";
         var sha256 = version.Tags.FirstOrDefault(t => t.Key == Sha256Tag)?.Value;
         var size = long.TryParse(version.Tags.FirstOrDefault(t => t.Key == SizeTag)?.Value, out var bytes) ? bytes : (long?)null;
         return new ProductionModel(version, path, sha256, size, metrics);
     }
 
-    private async Task EnsureModelAsync(string name, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await registry.CreateModelAsync(name, null, [], cancellationToken);
-        }
-        catch (MlflowException ex) when (ex.ErrorCode == ErrorCodes.ResourceAlreadyExists)
-        {
-        }
-    }
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not remove {Path} left by a registration; the bytes are unreferenced")]
+    private static partial void LogCleanupFailed(ILogger logger, string path, Exception exception);
 
-    private async Task<long> EnsureExperimentAsync(string name, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return (await tracking.GetExperimentByNameAsync(name, cancellationToken)).Id;
-        }
-        catch (MlflowException ex) when (ex.ErrorCode == ErrorCodes.ResourceDoesNotExist)
-        {
-            try
-            {
-                return await tracking.CreateExperimentAsync(name, null, [], cancellationToken);
-            }
-            catch (MlflowException again) when (again.ErrorCode == ErrorCodes.ResourceAlreadyExists)
-            {
-                return (await tracking.GetExperimentByNameAsync(name, cancellationToken)).Id;
-            }
-        }
-    }
+    [LoggerMessage(Level = LogLevel.Error, Message = "Registering {Name} version {Version}: the commit failed and whether it took effect could not be read back; its artifact is kept")]
+    private static partial void LogCommitUnknown(ILogger logger, string name, int version, Exception exception);
 }
 
 /// <summary>A promotion refused by its gates; answered 409 with the failed conditions.</summary>

@@ -8,6 +8,9 @@ public sealed record RunInfo(string RunId, long ExperimentId, string RunName, st
 
 public sealed record Metric(string Key, double Value, long Timestamp, long Step);
 
+/// <summary>A metric value with the run that logged it (MLflow's MetricWithRunId).</summary>
+public sealed record RunMetric(string RunId, Metric Metric);
+
 public sealed record Run(RunInfo Info, IReadOnlyList<Metric> Metrics, IReadOnlyList<KeyValue> Params, IReadOnlyList<KeyValue> Tags);
 
 public sealed record ModelVersion(

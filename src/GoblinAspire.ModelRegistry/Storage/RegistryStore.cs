@@ -119,7 +119,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var offset = PageToken.Offset(pageToken);
         var where = new SqlFilter();
         where.AddClauses(SearchFilter.Parse(filter), ModelTarget);
-        var order = TrackingStore.OrderBy(orderBy, ModelTarget, "m.name ASC", metricTable: null);
+        var order = TrackingStore.OrderBy(orderBy, ModelTarget, "m.name ASC");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var models = await ReadModelsAsync(connection, $"WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
         return Page.Of(models, offset, pageSize);
@@ -167,9 +167,16 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var version = await CreateVersionAsync(connection, transaction, name, source, sourceIsTemplate, runId, runLink, description, userId, tags, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return version;
+    }
+
+    /// <summary>Inside the caller's transaction; the model row stays locked until that transaction ends.</summary>
+    internal async Task<ModelVersion> CreateVersionAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, string source, bool sourceIsTemplate, string? runId, string? runLink, string? description, string? userId, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
+    {
         var now = Now;
-        // One statement takes the next number under the model row's lock and inserts the version; the lock is held
-        // only until this short transaction commits.
+        // One statement takes the next number under the model row's lock and inserts the version.
         var numbers = await connection.QueryAsync(
             """
             WITH next AS (
@@ -191,11 +198,31 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var version = numbers[0].Version;
         foreach (var tag in tags)
         {
-            await connection.ExecuteAsync("INSERT INTO model_version_tags (name, version, key, value) VALUES (@name, @version, @key, @value) ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value", transaction, cancellationToken, ("name", name), ("version", version), ("key", tag.Key), ("value", tag.Value));
+            await UpsertVersionTagAsync(connection, transaction, name, version, tag, cancellationToken);
         }
 
-        await transaction.CommitAsync(cancellationToken);
         return new ModelVersion(name, version, now, now, description, userId, ModelStages.None, numbers[0].Source, runId, runLink, "READY", [.. tags.GroupBy(t => t.Key).Select(g => g.Last()).OrderBy(t => t.Key, StringComparer.Ordinal)], []);
+    }
+
+    /// <summary>
+    /// Makes the model when it does not exist yet, inside the caller's transaction, so that a registration that
+    /// fails leaves no empty model behind. Concurrent callers: the second waits on the name, then finds the model.
+    /// </summary>
+    internal async Task EnsureModelAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, CancellationToken cancellationToken) =>
+        await connection.ExecuteAsync(
+            "INSERT INTO registered_models (name, creation_timestamp, last_updated_timestamp) VALUES (@name, @now, @now) ON CONFLICT (name) DO NOTHING",
+            transaction, cancellationToken, ("name", name), ("now", Now));
+
+    internal static Task UpsertVersionTagAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, int version, KeyValue tag, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(
+            "INSERT INTO model_version_tags (name, version, key, value) VALUES (@name, @version, @key, @value) ON CONFLICT (name, version, key) DO UPDATE SET value = EXCLUDED.value",
+            transaction, cancellationToken, ("name", name), ("version", version), ("key", tag.Key), ("value", tag.Value));
+
+    /// <summary>Whether the version exists: after a commit whose outcome is unknown, it says which way it went.</summary>
+    internal async Task<bool> VersionExistsAsync(string name, int version, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return (await connection.QueryAsync("SELECT 1 FROM model_versions WHERE name = @name AND version = @version", null, r => r.GetInt32(0), cancellationToken, ("name", name), ("version", version))).Count == 1;
     }
 
     public async Task<ModelVersion> GetVersionAsync(string name, int version, CancellationToken cancellationToken)
@@ -230,7 +257,7 @@ public sealed class RegistryStore(NpgsqlDataSource dataSource, TimeProvider time
         var offset = PageToken.Offset(pageToken);
         var where = new SqlFilter();
         where.AddClauses(SearchFilter.Parse(filter), VersionTarget);
-        var order = TrackingStore.OrderBy(orderBy, VersionTarget, "v.name ASC, v.version DESC", metricTable: null);
+        var order = TrackingStore.OrderBy(orderBy, VersionTarget, "v.name ASC, v.version DESC");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var versions = await ReadVersionsAsync(connection, null, $"SELECT {VersionColumns} FROM model_versions v WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
         return Page.Of(versions, offset, pageSize);

@@ -12,6 +12,12 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
     public const int SearchMaxPageSize = 50_000;
     public const int MetricHistoryMaxPageSize = 25_000;
 
+    /// <summary>MLflow's MAX_RUNS_GET_METRIC_HISTORY_BULK: runs one get-history-bulk-interval call may name.</summary>
+    public const int BulkIntervalMaxRuns = 100;
+
+    /// <summary>MLflow's MAX_RESULTS_PER_RUN: the most (and default) steps get-history-bulk-interval samples.</summary>
+    public const int BulkIntervalMaxResults = 2500;
+
     private const string ExperimentColumns = "e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time";
     private const string RunColumns = "r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, r.lifecycle_stage, r.artifact_uri";
 
@@ -83,7 +89,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         var where = new SqlFilter();
         AddView(where, "e.lifecycle_stage", view);
         where.AddClauses(SearchFilter.Parse(filter), ExperimentTarget);
-        var order = OrderBy(orderBy, ExperimentTarget, "e.creation_time DESC, e.experiment_id ASC", metricTable: null);
+        var order = OrderBy(orderBy, ExperimentTarget, "e.creation_time DESC, e.experiment_id ASC");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var experiments = await ReadExperimentsAsync(connection, null, $"SELECT {ExperimentColumns} FROM experiments e WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
         return Page.Of(experiments, offset, pageSize);
@@ -209,19 +215,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
     /// </summary>
     public async Task LogBatchAsync(string runId, IReadOnlyList<Metric> metrics, IReadOnlyList<KeyValue> parameters, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
     {
-        if (metrics.Count > Validation.MaxMetricsPerBatch || parameters.Count > Validation.MaxParamsTagsPerBatch || tags.Count > Validation.MaxParamsTagsPerBatch
-            || metrics.Count + parameters.Count + tags.Count > Validation.MaxEntitiesPerBatch)
-        {
-            throw MlflowException.Invalid(
-                $"A batch logging request can contain at most {Validation.MaxMetricsPerBatch} metrics, {Validation.MaxParamsTagsPerBatch} params, {Validation.MaxParamsTagsPerBatch} tags and {Validation.MaxEntitiesPerBatch} items in total. Got {metrics.Count} metrics, {parameters.Count} params, and {tags.Count} tags.");
-        }
-
-        var duplicate = parameters.GroupBy(p => p.Key).FirstOrDefault(g => g.Select(p => p.Value).Distinct().Count() > 1);
-        if (duplicate is not null)
-        {
-            throw MlflowException.Invalid($"Duplicate parameter keys have been submitted: {duplicate.Key}. Please ensure the request contains only one param value per param key.");
-        }
-
+        CheckBatch(metrics, parameters, tags);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var state = await connection.QueryAsync("SELECT lifecycle_stage FROM runs WHERE run_id = @id FOR UPDATE", transaction, r => r.GetString(0), cancellationToken, ("id", runId));
@@ -235,6 +229,88 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
             throw MlflowException.Invalid($"The run {runId} must be in the 'active' state. Current state is {state[0]}.");
         }
 
+        await WriteBatchAsync(connection, transaction, runId, metrics, parameters, tags, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// A finished run with its metrics, params and tags, in the experiment named <paramref name="experimentName"/>
+    /// (made when missing), written inside the caller's transaction: a registration that fails later takes the run
+    /// and a newly made experiment with it.
+    /// </summary>
+    /// <returns>The new run's id.</returns>
+    internal async Task<string> RecordFinishedRunAsync(
+        NpgsqlConnection connection,
+        NpgsqlTransaction transaction,
+        string experimentName,
+        string userId,
+        string runName,
+        IReadOnlyList<Metric> metrics,
+        IReadOnlyList<KeyValue> parameters,
+        IReadOnlyList<KeyValue> tags,
+        CancellationToken cancellationToken)
+    {
+        CheckBatch(metrics, parameters, tags);
+        var now = Now;
+        var experiment = await FindExperimentAsync(connection, transaction, experimentName, cancellationToken);
+        if (experiment is null)
+        {
+            // Two registrations racing to make the experiment: the second waits on the name's unique index, then
+            // does nothing and reads the row the first made.
+            var id = (await connection.QueryAsync("SELECT nextval('experiment_ids')", transaction, r => r.GetInt64(0), cancellationToken))[0];
+            await connection.ExecuteAsync(
+                "INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time) VALUES (@id, @name, @location, @now, @now) ON CONFLICT (name) DO NOTHING",
+                transaction, cancellationToken, ("id", id), ("name", experimentName), ("location", $"mlflow-artifacts:/{Id(id)}"), ("now", now));
+            experiment = await FindExperimentAsync(connection, transaction, experimentName, cancellationToken)
+                ?? throw new InvalidOperationException($"Experiment '{experimentName}' was neither made nor found.");
+        }
+
+        if (experiment.Value.Stage != LifecycleStages.Active)
+        {
+            throw MlflowException.Invalid($"The experiment {experiment.Value.Id} must be in the 'active' state. Current state is {experiment.Value.Stage}.");
+        }
+
+        var runId = Guid.NewGuid().ToString("N");
+        await connection.ExecuteAsync(
+            "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri) VALUES (@id, @experiment, @name, @user, 'FINISHED', @now, @now, @uri)",
+            transaction, cancellationToken,
+            ("id", runId), ("experiment", experiment.Value.Id), ("name", runName), ("user", userId), ("now", now),
+            ("uri", $"{experiment.Value.Location.TrimEnd('/')}/{runId}/artifacts"));
+        await WriteBatchAsync(connection, transaction, runId, metrics.Select(m => m with { Timestamp = now }).ToList(), parameters, [.. tags.Where(t => t.Key != "mlflow.runName"), new KeyValue("mlflow.runName", runName)], cancellationToken);
+        return runId;
+    }
+
+    private static async Task<(long Id, string Location, string Stage)?> FindExperimentAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, CancellationToken cancellationToken)
+    {
+        var found = await connection.QueryAsync(
+            "SELECT experiment_id, artifact_location, lifecycle_stage FROM experiments WHERE name = @name",
+            transaction, r => (r.GetInt64(0), r.GetString(1), r.GetString(2)), cancellationToken, ("name", name));
+        return found.Count == 1 ? found[0] : null;
+    }
+
+    /// <summary>MLflow's per-request limits, and its refusal of one param key sent with two values.</summary>
+    private static void CheckBatch(IReadOnlyList<Metric> metrics, IReadOnlyList<KeyValue> parameters, IReadOnlyList<KeyValue> tags)
+    {
+        if (metrics.Count > Validation.MaxMetricsPerBatch || parameters.Count > Validation.MaxParamsTagsPerBatch || tags.Count > Validation.MaxParamsTagsPerBatch
+            || metrics.Count + parameters.Count + tags.Count > Validation.MaxEntitiesPerBatch)
+        {
+            throw MlflowException.Invalid(
+                $"A batch logging request can contain at most {Validation.MaxMetricsPerBatch} metrics, {Validation.MaxParamsTagsPerBatch} params, {Validation.MaxParamsTagsPerBatch} tags and {Validation.MaxEntitiesPerBatch} items in total. Got {metrics.Count} metrics, {parameters.Count} params, and {tags.Count} tags.");
+        }
+
+        var duplicate = parameters.GroupBy(p => p.Key).FirstOrDefault(g => g.Select(p => p.Value).Distinct().Count() > 1);
+        if (duplicate is not null)
+        {
+            throw MlflowException.Invalid($"Duplicate parameter keys have been submitted: {duplicate.Key}. Please ensure the request contains only one param value per param key.");
+        }
+    }
+
+    /// <summary>
+    /// Metrics, params and tags of one run inside the caller's transaction. A param logged again with another value is
+    /// refused, as MLflow refuses it.
+    /// </summary>
+    private static async Task WriteBatchAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string runId, IReadOnlyList<Metric> metrics, IReadOnlyList<KeyValue> parameters, IReadOnlyList<KeyValue> tags, CancellationToken cancellationToken)
+    {
         foreach (var param in parameters.DistinctBy(p => p.Key))
         {
             var existing = await connection.QueryAsync("SELECT value FROM params WHERE run_id = @id AND key = @key", transaction, r => r.GetString(0), cancellationToken, ("id", runId), ("key", param.Key));
@@ -273,8 +349,6 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
                 await connection.ExecuteAsync("UPDATE runs SET run_name = @name WHERE run_id = @id", transaction, cancellationToken, ("id", runId), ("name", tag.Value));
             }
         }
-
-        await transaction.CommitAsync(cancellationToken);
     }
 
     public async Task DeleteRunTagAsync(string runId, string key, CancellationToken cancellationToken)
@@ -294,7 +368,7 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         where.Add($"r.experiment_id = ANY({where.Parameter(experimentIds.ToArray())})");
         AddView(where, "r.lifecycle_stage", view);
         where.AddClauses(SearchFilter.Parse(filter), RunTarget);
-        var order = OrderBy(orderBy, RunTarget, "r.start_time DESC, r.run_id ASC", metricTable: "latest_metrics", where);
+        var order = OrderBy(orderBy, RunTarget, "r.start_time DESC, r.run_id ASC", where);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         var runs = await ReadRunsAsync(connection, $"SELECT {RunColumns} FROM runs r WHERE {where.Where} ORDER BY {order} LIMIT {pageSize + 1} OFFSET {offset}", where.Parameters, cancellationToken);
         return Page.Of(runs, offset, pageSize);
@@ -309,6 +383,63 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
             $"SELECT key, value, timestamp, step FROM metrics WHERE run_id = @id AND key = @key ORDER BY step, timestamp, seq LIMIT {pageSize + 1} OFFSET {offset}",
             null, r => new Metric(r.GetString(0), r.GetDouble(1), r.GetInt64(2), r.GetInt64(3)), cancellationToken, ("id", runId), ("key", key));
         return Page.Of(metrics, offset, pageSize);
+    }
+
+    /// <summary>
+    /// The history of one metric across runs, thinned to about <paramref name="maxResults"/> steps as MLflow's
+    /// <c>get-history-bulk-interval</c> does for its charts: the steps are drawn from the union of every run's logged
+    /// steps (not all steps are logged), each run's first and last step in range are always kept, and every value
+    /// logged at a kept step is returned, per run in step then timestamp order.
+    /// </summary>
+    public async Task<IReadOnlyList<RunMetric>> GetMetricHistoryBulkIntervalAsync(IReadOnlyList<string> runIds, string key, long? startStep, long? endStep, int maxResults, CancellationToken cancellationToken)
+    {
+        // Checked before anything is read, as MLflow does.
+        if (startStep is { } requestedStart && endStep is { } requestedEnd)
+        {
+            if (requestedStart > requestedEnd)
+            {
+                throw MlflowException.Invalid($"end_step must be greater than start_step. Found start_step={requestedStart} and end_step={requestedEnd}.");
+            }
+        }
+        else if (startStep is not null || endStep is not null)
+        {
+            throw MlflowException.Invalid("If either start step or end step are specified, both must be specified.");
+        }
+
+        var ids = runIds.Distinct(StringComparer.Ordinal).ToArray();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        var bounds = await connection.QueryAsync(
+            "SELECT min(step), max(step) FROM metrics WHERE run_id = ANY(@ids) AND key = @key GROUP BY run_id",
+            null, r => (First: r.GetInt64(0), Last: r.GetInt64(1)), cancellationToken, ("ids", ids), ("key", key));
+        var allSteps = await connection.QueryAsync(
+            "SELECT DISTINCT step FROM metrics WHERE run_id = ANY(@ids) AND key = @key ORDER BY step",
+            null, r => r.GetInt64(0), cancellationToken, ("ids", ids), ("key", key));
+
+        // Without a range MLflow starts at step 0, so steps below 0 are left out.
+        var start = startStep ?? 0;
+        var end = endStep ?? (allSteps.Count > 0 ? allSteps[^1] : 0);
+        var steps = MetricSampling.SampleSteps(start, end, maxResults, allSteps);
+        steps.UnionWith(bounds.SelectMany(b => new[] { b.First, b.Last }).Where(step => step >= start && step <= end));
+        if (steps.Count == 0)
+        {
+            return [];
+        }
+
+        var rows = await connection.QueryAsync(
+            $"""
+            SELECT run_id, key, value, timestamp, step FROM (
+                SELECT m.*, row_number() OVER (PARTITION BY m.run_id ORDER BY m.step, m.timestamp, m.seq) AS n
+                FROM metrics m WHERE m.run_id = ANY(@ids) AND m.key = @key AND m.step = ANY(@steps)
+            ) m
+            WHERE n <= {MetricHistoryMaxPageSize}
+            ORDER BY run_id, step, timestamp, seq
+            """,
+            null, r => new RunMetric(r.GetString(0), new Metric(r.GetString(1), r.GetDouble(2), r.GetInt64(3), r.GetInt64(4))), cancellationToken,
+            ("ids", ids), ("key", key), ("steps", steps.ToArray()));
+
+        // Runs answer in the order asked for, as MLflow answers run by run.
+        var byRun = rows.ToLookup(m => m.RunId, StringComparer.Ordinal);
+        return runIds.SelectMany(id => byRun[id]).ToList();
     }
 
     public static void RequireActive(Experiment experiment)
@@ -337,10 +468,12 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
     }
 
     /// <summary>
-    /// <c>order_by</c> entries like <c>name ASC</c>, <c>attributes.start_time DESC</c>, <c>metrics.loss</c>: columns from the
-    /// entity's whitelist only; metric keys travel as parameters.
+    /// <c>order_by</c> entries like <c>name ASC</c>, <c>attributes.start_time DESC</c>, <c>metrics.loss</c>,
+    /// <c>params.lr</c>, <c>tags.`team name` DESC</c>: attribute columns from the entity's whitelist only; metric,
+    /// param and tag keys travel as parameters, so only searches that pass <paramref name="parameters"/> (runs) can
+    /// order by them. As in MLflow, a run lacking the value sorts last in either direction.
     /// </summary>
-    internal static string OrderBy(IReadOnlyList<string> orderBy, FilterTarget target, string fallback, string? metricTable, SqlFilter? parameters = null)
+    internal static string OrderBy(IReadOnlyList<string> orderBy, FilterTarget target, string fallback, SqlFilter? parameters = null)
     {
         if (orderBy.Count == 0)
         {
@@ -350,40 +483,49 @@ public sealed class TrackingStore(NpgsqlDataSource dataSource, TimeProvider time
         var parts = new List<string>();
         foreach (var entry in orderBy)
         {
-            var tokens = entry.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (tokens.Length is 0 or > 2 || (tokens.Length == 2 && !tokens[1].Equals("ASC", StringComparison.OrdinalIgnoreCase) && !tokens[1].Equals("DESC", StringComparison.OrdinalIgnoreCase)))
+            var clause = SearchOrder.Parse(entry);
+            var direction = clause.Ascending ? "ASC" : "DESC";
+            switch (clause.Entity)
             {
-                throw MlflowException.Invalid($"Invalid order_by clause '{MlflowArgs.Shorten(entry)}'. Expected '<key> [ASC|DESC]'.");
-            }
+                case FilterEntity.Attribute:
+                    if (!target.Attributes.TryGetValue(clause.Key.ToLowerInvariant(), out var column))
+                    {
+                        throw MlflowException.Invalid($"Invalid order_by key '{MlflowArgs.Shorten(clause.Key)}'.");
+                    }
 
-            var direction = tokens.Length == 2 && tokens[1].Equals("DESC", StringComparison.OrdinalIgnoreCase) ? "DESC" : "ASC";
-            var key = tokens[0];
-            foreach (var prefix in new[] { "attributes.", "attribute.", "attr." })
-            {
-                if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
-                {
-                    key = key[prefix.Length..];
-                }
-            }
-
-            if (metricTable is not null && parameters is not null && (key.StartsWith("metrics.", StringComparison.OrdinalIgnoreCase) || key.StartsWith("metric.", StringComparison.OrdinalIgnoreCase)))
-            {
-                var metric = parameters.Parameter(key[(key.IndexOf('.', StringComparison.Ordinal) + 1)..].Trim('`', '"'));
-                parts.Add($"(SELECT m.value FROM {metricTable} m WHERE m.run_id = r.run_id AND m.key = {metric}) {direction} NULLS LAST");
-            }
-            else if (target.Attributes.TryGetValue(key.ToLowerInvariant(), out var column))
-            {
-                parts.Add($"{column} {direction}");
-            }
-            else
-            {
-                throw MlflowException.Invalid($"Invalid order_by key '{MlflowArgs.Shorten(key)}'.");
+                    // A nullable attribute (an unfinished run's end_time) sorts its gaps last, as MLflow does.
+                    parts.Add($"{column} {direction} NULLS LAST");
+                    break;
+                case FilterEntity.Metric when parameters is not null && target.MetricTable is not null:
+                    var metric = ChildValue(target.MetricTable, target.ChildJoin!, clause.Key, parameters);
+                    // MLflow's order is numbers, then NaN, then runs without the metric, in either direction;
+                    // PostgreSQL alone ranks NaN above every number, so the class is sorted on first.
+                    parts.Add($"CASE WHEN {metric} IS NULL THEN 2 WHEN {metric} = 'NaN'::double precision THEN 1 ELSE 0 END, {metric} {direction}");
+                    break;
+                case FilterEntity.Param when parameters is not null && target.ParamTable is not null:
+                    parts.Add($"{ChildValue(target.ParamTable, target.ChildJoin!, clause.Key, parameters)} {TextOrder(direction)}");
+                    break;
+                case FilterEntity.Tag when parameters is not null && target.TagTable is not null:
+                    parts.Add($"{ChildValue(target.TagTable, target.TagJoin!, clause.Key, parameters)} {TextOrder(direction)}");
+                    break;
+                default:
+                    throw MlflowException.Invalid($"Invalid order_by entity type '{clause.Entity.ToString().ToLowerInvariant()}'");
             }
         }
 
         parts.Add(fallback);
         return string.Join(", ", parts);
     }
+
+    /// <summary>The value a row's child table holds under <paramref name="key"/>, or NULL; the key is a parameter.</summary>
+    private static string ChildValue(string table, string join, string key, SqlFilter parameters) =>
+        $"(SELECT c.value FROM {table} c WHERE {join} AND c.key = {parameters.Parameter(key)})";
+
+    /// <summary>
+    /// Params and tags are strings to MLflow and compare character by character ("10" before "9"); the "C" collation
+    /// gives that code-point order whatever the database's locale.
+    /// </summary>
+    private static string TextOrder(string direction) => $"COLLATE \"C\" {direction} NULLS LAST";
 
     private static Task UpsertRunTagAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string runId, KeyValue tag, CancellationToken cancellationToken) =>
         connection.ExecuteAsync("INSERT INTO run_tags (run_id, key, value) VALUES (@id, @key, @value) ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value", transaction, cancellationToken, ("id", runId), ("key", tag.Key), ("value", tag.Value));

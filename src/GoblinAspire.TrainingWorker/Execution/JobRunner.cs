@@ -288,6 +288,12 @@ public sealed partial class JobRunner
             ["GOBLIN_CHECKPOINT_INTERVAL_SECONDS"] = ((int)job.Spec.CheckpointInterval.TotalSeconds).ToString(CultureInfo.InvariantCulture),
             ["GOBLIN_STORAGE_ENDPOINT"] = _jobRegistryUrl.AbsoluteUri.TrimEnd('/'),
         };
+        // The job's own credential, for its run alone: never the worker's registry token.
+        if (await _registry.RunTokenAsync(run.RunId, lifetime, cancellationToken) is { } runToken)
+        {
+            environment["MLFLOW_TRACKING_TOKEN"] = runToken;
+        }
+
         return environment;
     }
 

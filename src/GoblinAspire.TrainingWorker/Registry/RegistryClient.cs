@@ -199,6 +199,25 @@ public sealed class RegistryClient(IHttpClientFactory clients, IOptions<Training
         return new SignedUrl(url, DateTimeOffset.Parse(document.RootElement.GetProperty("expires_at").GetString()!, CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// A token for one run (<c>POST /api/v1/run-tokens</c>), for the job to send as <c>MLFLOW_TRACKING_TOKEN</c>; null when
+    /// the worker itself has no registry token (a registry run without one).
+    /// </summary>
+    public async Task<string?> RunTokenAsync(string runId, TimeSpan lifetime, CancellationToken cancellationToken)
+    {
+        if (options.Value.RegistryToken is not { Length: > 0 })
+        {
+            return null;
+        }
+
+        using var document = await SendAsync(HttpMethod.Post, "api/v1/run-tokens", new JsonObject
+        {
+            ["run_id"] = runId,
+            ["ttl_seconds"] = (long)lifetime.TotalSeconds,
+        }, cancellationToken);
+        return document.RootElement.GetProperty("token").GetString();
+    }
+
     private static MlflowRun ReadRun(JsonElement run)
     {
         var info = run.GetProperty("info");

@@ -86,10 +86,17 @@ public class PlatformFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>A client of the service, with its own token where it has one (the registry's, the worker's) unless given one.</summary>
     public HttpClient Client(string service, string? bearer = null)
     {
         var client = App.CreateHttpClient(service, PlatformResources.HttpEndpoint);
         client.Timeout = TimeSpan.FromSeconds(60);
+        bearer ??= service switch
+        {
+            PlatformResources.ModelRegistry => Parameters[PlatformSecrets.RegistryToken.Parameter],
+            PlatformResources.TrainingWorker => Parameters[PlatformSecrets.WorkerToken.Parameter],
+            _ => null,
+        };
         if (bearer is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);

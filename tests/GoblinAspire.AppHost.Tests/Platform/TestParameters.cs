@@ -14,6 +14,8 @@ public static class TestParameters
         ["redis-password"] = Secret(),
         [PlatformSecrets.RegistrySigningKey.Parameter] = Secret(),
         [PlatformSecrets.GatewayAdminKey.Parameter] = Secret(),
+        [PlatformSecrets.RegistryToken.Parameter] = Secret(),
+        [PlatformSecrets.WorkerToken.Parameter] = Secret(),
         ["gateway-development-key"] = Secret(),
     };
 

@@ -56,9 +56,13 @@ public static class BucketEndpoints
                 }
 
                 Dictionary<string, string>? labels = null;
-                if (json.TryGetProperty("labels", out var labelJson) && labelJson.ValueKind == JsonValueKind.Object)
+                if (json.TryGetProperty("labels", out var labelJson) && labelJson.ValueKind != JsonValueKind.Null)
                 {
-                    labels = labelJson.EnumerateObject().Take(64).ToDictionary(p => p.Name, p => p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : throw GcsException.Invalid("labels must be strings."), StringComparer.Ordinal);
+                    labels = Labels(labelJson).Where(l => l.Value is not null).ToDictionary(l => l.Key, l => l.Value!, StringComparer.Ordinal);
+                    if (labels.Count > BucketLabels.MaxCount)
+                    {
+                        throw GcsException.Invalid($"A bucket has at most {BucketLabels.MaxCount} labels.");
+                    }
                 }
 
                 var created = await Store(http).CreateBucketAsync(name, encrypted, labels, ct);
@@ -70,6 +74,50 @@ public static class BucketEndpoints
                 var bucket = await Store(http).GetBucketAsync(name, ct) ?? throw GcsException.BucketNotFound(name);
                 await GcsResources.WriteAsync(http.Response, w => GcsResources.Bucket(w, bucket, GcsRequest.BaseUri(http), ActiveKey(http)));
             }));
+            // Labels are what this server keeps of a bucket's settable metadata; a patch of anything else is refused
+            // rather than answered as if applied.
+            buckets.MapPatch("/{bucket}", GcsRequest.Endpoint(async (http, ct) =>
+            {
+                var name = GcsRequest.Bucket(http);
+                using var body = await GcsRequest.ReadJsonAsync(http.Request, ct) ?? throw GcsException.Required("bucket resource");
+                var json = body.RootElement;
+                if (json.ValueKind != JsonValueKind.Object)
+                {
+                    throw GcsException.Invalid("The bucket resource must be a JSON object.");
+                }
+
+                var labels = new Dictionary<string, string?>(StringComparer.Ordinal);
+                foreach (var property in json.EnumerateObject())
+                {
+                    switch (GcsRequest.Name(property))
+                    {
+                        case "labels" when property.Value.ValueKind == JsonValueKind.Null:
+                            // GCS: a null labels field removes them all.
+                            var current = await Store(http).GetBucketAsync(name, ct) ?? throw GcsException.BucketNotFound(name);
+                            foreach (var key in current.Labels?.Keys ?? Enumerable.Empty<string>())
+                            {
+                                labels[key] = null;
+                            }
+
+                            break;
+                        case "labels":
+                            foreach (var (key, value) in Labels(property.Value))
+                            {
+                                labels[key] = value;
+                            }
+
+                            break;
+                        case "name" when property.Value.ValueKind == JsonValueKind.String && GcsRequest.String(property.Value) == name:
+                        case "kind" or "id" or "selfLink" or "etag" or "projectNumber" or "metageneration" or "timeCreated" or "updated":
+                            break;
+                        case var other:
+                            throw GcsException.Invalid($"Changing the bucket's '{other}' is not supported by this server; only labels can be patched.");
+                    }
+                }
+
+                var patched = await Store(http).PatchBucketAsync(name, labels, GcsRequest.Preconditions(http.Request), ct);
+                await GcsResources.WriteAsync(http.Response, w => GcsResources.Bucket(w, patched, GcsRequest.BaseUri(http), ActiveKey(http)));
+            }));
             buckets.MapDelete("/{bucket}", GcsRequest.Endpoint(async (http, ct) =>
             {
                 await Store(http).DeleteBucketAsync(GcsRequest.Bucket(http), ct);
@@ -78,6 +126,35 @@ public static class BucketEndpoints
         }
 
         return app;
+    }
+
+    /// <summary>A labels object: string values set a label, null values remove one.</summary>
+    private static List<KeyValuePair<string, string?>> Labels(JsonElement json)
+    {
+        if (json.ValueKind != JsonValueKind.Object)
+        {
+            throw GcsException.Invalid("labels must be an object of strings.");
+        }
+
+        var labels = new List<KeyValuePair<string, string?>>();
+        foreach (var property in json.EnumerateObject())
+        {
+            var key = GcsRequest.Name(property);
+            var value = property.Value.ValueKind switch
+            {
+                JsonValueKind.String => GcsRequest.String(property.Value),
+                JsonValueKind.Null => null,
+                _ => throw GcsException.Invalid("labels must be strings."),
+            };
+            BucketLabels.Check(key, value);
+            labels.Add(KeyValuePair.Create(key, value));
+            if (labels.Count > 2 * BucketLabels.MaxCount)
+            {
+                throw GcsException.Invalid($"A bucket has at most {BucketLabels.MaxCount} labels.");
+            }
+        }
+
+        return labels;
     }
 
     internal static IObjectStore Store(HttpContext http) => http.RequestServices.GetRequiredService<IObjectStore>();

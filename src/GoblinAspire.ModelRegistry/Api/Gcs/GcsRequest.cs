@@ -42,7 +42,35 @@ public static class GcsRequest
         {
             await new GcsException(ex.StatusCode, ex.StatusCode == 413 ? "uploadTooLarge" : "invalid", "The request body could not be read: it was truncated or too large.").WriteAsync(http.Response);
         }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nobody is left to answer.
+        }
+        catch (Exception ex) when (!http.Response.HasStarted)
+        {
+            // Still GCS's shape, so clients report it rather than fail to parse it; the cause goes to the log.
+            GcsLog.Unexpected(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GcsRequest)), http.Request.Method, http.Request.Path, ex);
+            await new GcsException(500, "backendError", "The request failed inside the registry; it has been logged.").WriteAsync(http.Response);
+        }
     };
+
+    /// <summary>
+    /// Everything this service answers outside MLflow is the GCS API's: an unknown route or a wrong method there is
+    /// answered in GCS's error shape, not with an empty 404 or 405.
+    /// </summary>
+    public static Task WriteStatusErrorAsync(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var status = http.Response.StatusCode;
+        var error = status switch
+        {
+            StatusCodes.Status404NotFound => new GcsException(404, "notFound", $"No GCS API endpoint at {http.Request.Path}."),
+            StatusCodes.Status405MethodNotAllowed => new GcsException(405, "methodNotAllowed", $"Method {http.Request.Method} is not allowed for {http.Request.Path}."),
+            StatusCodes.Status413PayloadTooLarge => new GcsException(413, "uploadTooLarge", "The request body is too large."),
+            _ => new GcsException(status, status >= 500 ? "backendError" : "invalid", $"The request could not be served ({status})."),
+        };
+        return error.WriteAsync(http.Response);
+    }
 
     public static string Bucket(HttpContext http) => ObjectNames.Bucket((string?)http.GetRouteValue("bucket"));
 
@@ -66,17 +94,80 @@ public static class GcsRequest
         return query >= 0 ? raw[..query] : raw;
     }
 
-    public static string Decode(string raw)
+    /// <summary>
+    /// Percent-decoding that refuses what <see cref="Uri.UnescapeDataString(string)"/> lets through: a stray
+    /// <c>%</c>, and escapes that are not UTF-8 (which would otherwise stay in the name as literal <c>%FF</c>).
+    /// </summary>
+    public static string Decode(string raw, bool plusIsSpace = false)
     {
+        ArgumentNullException.ThrowIfNull(raw);
+        if (!raw.Contains('%', StringComparison.Ordinal) && !(plusIsSpace && raw.Contains('+', StringComparison.Ordinal)))
+        {
+            return raw;
+        }
+
+        var bytes = new List<byte>(raw.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < raw.Length; i++)
+        {
+            var c = raw[i];
+            if (c == '%')
+            {
+                if (i + 2 >= raw.Length || !byte.TryParse(raw.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var value))
+                {
+                    throw GcsException.Invalid("The object name is not valid percent-encoding.");
+                }
+
+                bytes.Add(value);
+                i += 2;
+            }
+            else if (c == '+' && plusIsSpace)
+            {
+                bytes.Add((byte)' ');
+            }
+            else
+            {
+                var length = char.IsHighSurrogate(c) && i + 1 < raw.Length
+                    ? Encoding.UTF8.GetBytes(raw.AsSpan(i++, 2), utf8)
+                    : Encoding.UTF8.GetBytes(raw.AsSpan(i, 1), utf8);
+                bytes.AddRange(utf8[..length]);
+            }
+        }
+
         try
         {
-            return Uri.UnescapeDataString(raw);
+            return StrictUtf8.GetString(bytes.ToArray());
         }
-        catch (UriFormatException)
+        catch (DecoderFallbackException)
         {
-            throw GcsException.Invalid("The object name is not valid percent-encoding.");
+            throw GcsException.Invalid("The object name is not valid UTF-8.");
         }
     }
+
+    /// <summary>A query parameter decoded from the URL as sent, so invalid UTF-8 is refused rather than replaced.</summary>
+    public static string? Query(HttpContext http, string parameter)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        string? found = null;
+        foreach (var pair in http.Request.QueryString.Value?.TrimStart('?').Split('&') ?? [])
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            var key = equals < 0 ? pair : pair[..equals];
+            if (key == parameter)
+            {
+                if (found is not null)
+                {
+                    throw GcsException.Invalid($"The query parameter {parameter} is given more than once.");
+                }
+
+                found = Decode(equals < 0 ? "" : pair[(equals + 1)..], plusIsSpace: true);
+            }
+        }
+
+        return found;
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public static Preconditions Preconditions(HttpRequest request, string prefix = "")
     {
@@ -153,32 +244,89 @@ public static class GcsRequest
             var bytes = 0;
             foreach (var property in meta.EnumerateObject())
             {
+                var key = PlainText(Name(property), "a metadata key")!;
                 var value = property.Value.ValueKind switch
                 {
-                    JsonValueKind.String => property.Value.GetString(),
+                    JsonValueKind.String => PlainText(String(property.Value), $"metadata.{key}"),
                     JsonValueKind.Null => null,
                     JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
-                    _ => throw GcsException.Invalid($"metadata.{property.Name} must be a string."),
+                    _ => throw GcsException.Invalid($"metadata.{key} must be a string."),
                 };
-                bytes += Encoding.UTF8.GetByteCount(property.Name) + (value is null ? 0 : Encoding.UTF8.GetByteCount(value));
-                if (property.Name.Length == 0 || bytes > MaxCustomMetadataBytes)
+                bytes += Encoding.UTF8.GetByteCount(key) + (value is null ? 0 : Encoding.UTF8.GetByteCount(value));
+                if (key.Length == 0 || bytes > MaxCustomMetadataBytes)
                 {
                     throw GcsException.Invalid($"Custom metadata is limited to {MaxCustomMetadataBytes} bytes of non-empty keys and values.");
                 }
 
-                metadata[property.Name] = value;
+                metadata[key] = value;
             }
         }
 
         return new ObjectAttributes
         {
-            ContentType = Text(json, "contentType"),
-            ContentEncoding = Text(json, "contentEncoding"),
-            ContentDisposition = Text(json, "contentDisposition"),
-            CacheControl = Text(json, "cacheControl"),
-            ContentLanguage = Text(json, "contentLanguage"),
+            ContentType = HeaderText(Text(json, "contentType"), "contentType"),
+            ContentEncoding = HeaderText(Text(json, "contentEncoding"), "contentEncoding"),
+            ContentDisposition = PlainText(Text(json, "contentDisposition"), "contentDisposition"),
+            CacheControl = PlainText(Text(json, "cacheControl"), "cacheControl"),
+            ContentLanguage = PlainText(Text(json, "contentLanguage"), "contentLanguage"),
             Metadata = metadata,
         };
+    }
+
+    /// <summary>
+    /// A value downloads send back as a header (<c>Content-Type</c>, <c>Content-Encoding</c>): visible ASCII and
+    /// spaces only. A CR or LF stored here would fail every later download of the object.
+    /// </summary>
+    public static string? HeaderText(string? value, string what) =>
+        value is null || GcsResources.HeaderValue(value) is not null ? value : throw GcsException.Invalid($"{what} may hold only visible ASCII characters and spaces.");
+
+    /// <summary>Text without control characters (NUL, CR, LF, …) or unpaired surrogates.</summary>
+    public static string? PlainText(string? value, string what) =>
+        value is null || !value.Any(char.IsControl) && WellFormed(value) ? value : throw GcsException.Invalid($"{what} may not hold control characters or invalid Unicode.");
+
+    /// <summary>Whether every surrogate in <paramref name="value"/> is half of a pair.</summary>
+    public static bool WellFormed(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        for (var i = 0; i < value.Length; i++)
+        {
+            if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(value[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>A JSON string's value; an escaped unpaired surrogate (<c>"\ud800"</c>) is the client's error, 400.</summary>
+    public static string String(JsonElement value)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw GcsException.Invalid("A string in the request is not valid Unicode (an unpaired surrogate).");
+        }
+    }
+
+    /// <summary>A JSON property's name, refused as <see cref="String"/> refuses values.</summary>
+    public static string Name(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException)
+        {
+            throw GcsException.Invalid("A property name in the request is not valid Unicode (an unpaired surrogate).");
+        }
     }
 
     public static string? Text(JsonElement json, string property)
@@ -188,8 +336,24 @@ public static class GcsRequest
             return null;
         }
 
-        var text = value.ValueKind == JsonValueKind.String ? value.GetString()! : throw GcsException.Invalid($"{property} must be a string.");
+        var text = value.ValueKind == JsonValueKind.String ? String(value) : throw GcsException.Invalid($"{property} must be a string.");
         return text.Length > 1024 ? throw GcsException.Invalid($"{property} is longer than 1024 characters.") : text;
+    }
+
+    /// <summary>A non-negative 64-bit number, given as GCS writes them (a string) or as a JSON number.</summary>
+    public static long? Long(JsonElement json, string property)
+    {
+        if (!json.TryGetProperty(property, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.Number when value.TryGetInt64(out var number) && number >= 0 => number,
+            JsonValueKind.String when long.TryParse(String(value), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) => parsed,
+            _ => throw GcsException.Invalid($"{property} must be a non-negative 64-bit number."),
+        };
     }
 
     /// <summary>The hashes a client declared: <c>x-goog-hash</c>, or the resource's <c>md5Hash</c>/<c>crc32c</c>.</summary>
@@ -230,4 +394,10 @@ public static class GcsRequest
         ArgumentNullException.ThrowIfNull(http);
         return new Uri($"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/");
     }
+}
+
+internal static partial class GcsLog
+{
+    [LoggerMessage(Level = LogLevel.Error, Message = "GCS API {Method} {Path} failed unexpectedly")]
+    public static partial void Unexpected(ILogger logger, string method, PathString path, Exception exception);
 }

@@ -75,8 +75,14 @@ public static class GcsResources
         writer.WriteString("contentType", record.ContentType);
         writer.WriteString("storageClass", "STANDARD");
         writer.WriteString("size", record.Size.ToString(CultureInfo.InvariantCulture));
-        writer.WriteString("md5Hash", record.Md5);
+        // A composite has no MD5 in GCS: clients then check its CRC-32C alone.
+        WriteOptional(writer, "md5Hash", record.Md5.Length == 0 ? null : record.Md5);
         writer.WriteString("crc32c", record.Crc32C);
+        if (record.ComponentCount is { } components)
+        {
+            writer.WriteNumber("componentCount", components);
+        }
+
         writer.WriteString("etag", ETag(record));
         writer.WriteString("timeCreated", Time(record.Created));
         writer.WriteString("updated", Time(record.Updated));
@@ -111,20 +117,26 @@ public static class GcsResources
     {
         ArgumentNullException.ThrowIfNull(response);
         ArgumentNullException.ThrowIfNull(record);
-        response.Headers["x-goog-hash"] = $"crc32c={record.Crc32C},md5={record.Md5}";
+        response.Headers["x-goog-hash"] = record.Md5.Length == 0 ? $"crc32c={record.Crc32C}" : $"crc32c={record.Crc32C},md5={record.Md5}";
         response.Headers["x-goog-generation"] = record.Generation.ToString(CultureInfo.InvariantCulture);
         response.Headers["x-goog-metageneration"] = record.Metageneration.ToString(CultureInfo.InvariantCulture);
         response.Headers["x-goog-stored-content-length"] = record.Size.ToString(CultureInfo.InvariantCulture);
-        response.Headers["x-goog-stored-content-encoding"] = record.ContentEncoding ?? "identity";
+        // Stored before attribute values were checked, a value no header may carry is left out, not sent as a 500.
+        var encoding = HeaderValue(record.ContentEncoding);
+        response.Headers["x-goog-stored-content-encoding"] = encoding ?? "identity";
         response.Headers["x-goog-storage-class"] = "STANDARD";
         response.Headers.ETag = ETag(record);
         response.Headers.LastModified = record.Updated.ToString("R", CultureInfo.InvariantCulture);
         response.Headers.AcceptRanges = "bytes";
-        if (record.ContentEncoding is { } encoding)
+        if (encoding is not null)
         {
             response.Headers.ContentEncoding = encoding;
         }
     }
+
+    /// <summary><paramref name="value"/> when an HTTP header may carry it (visible ASCII and spaces), else null.</summary>
+    public static string? HeaderValue(string? value) =>
+        value is { Length: > 0 } && value.All(c => c is >= ' ' and <= '~') ? value : null;
 
     private static void WriteOptional(Utf8JsonWriter writer, string name, string? value)
     {

@@ -62,8 +62,9 @@ public static class ObjectEndpoints
         var maxText = query["maxResults"].ToString();
         var max = maxText.Length == 0 ? ObjectListings.MaxPageSize : int.TryParse(maxText, NumberStyles.None, CultureInfo.InvariantCulture, out var m) && m > 0 ? m : throw GcsException.Invalid($"Invalid maxResults: '{maxText}'.");
         string? Optional(string name) => query[name].ToString() is { Length: > 0 } value ? value : null;
+        var glob = Optional("matchGlob") is { } pattern ? ObjectGlob.Parse(pattern) : null;
         var listing = await BucketEndpoints.Store(http).ListObjectsAsync(bucket, new ObjectListQuery(
-            Optional("prefix"), Optional("delimiter"), Optional("startOffset"), Optional("endOffset"), Optional("pageToken"), max, query["includeTrailingDelimiter"] == "true"), cancellationToken);
+            Optional("prefix"), Optional("delimiter"), Optional("startOffset"), Optional("endOffset"), Optional("pageToken"), max, query["includeTrailingDelimiter"] == "true", glob), cancellationToken);
         var baseUri = GcsRequest.BaseUri(http);
         await GcsResources.WriteAsync(http.Response, w =>
         {
@@ -100,11 +101,17 @@ public static class ObjectEndpoints
         });
     }
 
-    /// <summary><c>{source}/rewriteTo/b/{bucket}/o/{name}</c> and <c>{source}/copyTo/b/{bucket}/o/{name}</c>.</summary>
+    /// <summary><c>{source}/rewriteTo/b/{bucket}/o/{name}</c>, <c>{source}/copyTo/b/{bucket}/o/{name}</c> and <c>{destination}/compose</c>.</summary>
     private static async Task CopyAsync(HttpContext http, CancellationToken cancellationToken)
     {
         var sourceBucket = GcsRequest.Bucket(http);
         var raw = GcsRequest.RawObjectPath(http);
+        if (raw.EndsWith("/compose", StringComparison.Ordinal) && !raw.Contains("/rewriteTo/b/", StringComparison.Ordinal) && !raw.Contains("/copyTo/b/", StringComparison.Ordinal))
+        {
+            await ComposeAsync(http, sourceBucket, ObjectNames.Object(GcsRequest.Decode(raw[..^"/compose".Length])), cancellationToken);
+            return;
+        }
+
         var (verb, cut) = raw.IndexOf("/rewriteTo/b/", StringComparison.Ordinal) is var r and >= 0 ? ("rewriteTo", r)
             : raw.IndexOf("/copyTo/b/", StringComparison.Ordinal) is var c and >= 0 ? ("copyTo", c)
             : throw new GcsException(404, "notFound", "Objects accept POST only for rewriteTo and copyTo.");
@@ -145,6 +152,14 @@ public static class ObjectEndpoints
             GcsResources.Object(w, copied, baseUri);
             w.WriteEndObject();
         });
+    }
+
+    private static async Task ComposeAsync(HttpContext http, string bucket, string name, CancellationToken cancellationToken)
+    {
+        using var body = await GcsRequest.ReadJsonAsync(http.Request, cancellationToken) ?? throw GcsException.Required("compose request");
+        var (sources, attributes) = ComposeRequest.Read(body.RootElement, name);
+        var composed = await BucketEndpoints.Store(http).ComposeObjectAsync(bucket, sources, name, attributes, GcsRequest.Preconditions(http.Request), cancellationToken);
+        await GcsResources.WriteAsync(http.Response, w => GcsResources.Object(w, composed, GcsRequest.BaseUri(http)));
     }
 
     private static (string Bucket, string Name) Target(HttpContext http) =>

@@ -42,7 +42,7 @@ public static class ObjectTransfers
         record = opened.Record;
         var response = http.Response;
         GcsResources.DownloadHeaders(response, record);
-        response.ContentType = record.ContentType;
+        response.ContentType = GcsResources.HeaderValue(record.ContentType) ?? "application/octet-stream";
         response.ContentLength = length;
         if (partial)
         {

@@ -18,7 +18,8 @@ public static class SignedUrlEndpoints
         ArgumentNullException.ThrowIfNull(app);
         return app.Use(async (http, next) =>
         {
-            if (!http.Request.Query.ContainsKey("X-Goog-Signature") || SignedBucket(http.Request.Path) is not { } bucket)
+            // Any X-Goog-* parameter makes it a signed-URL request, so one with a parameter missing is told so.
+            if (!http.Request.Query.Keys.Any(k => k.StartsWith("X-Goog-", StringComparison.OrdinalIgnoreCase)) || SignedBucket(http.Request.Path) is not { } bucket)
             {
                 await next(http);
                 return;
@@ -57,9 +58,17 @@ public static class SignedUrlEndpoints
             TimeSpan? lifetime = json.TryGetProperty("expires_in", out var expires) && expires.ValueKind == JsonValueKind.Number
                 ? expires.TryGetInt64(out var seconds) && seconds is > 0 and <= 604800 ? TimeSpan.FromSeconds(seconds) : throw GcsException.Invalid("expires_in must be 1 to 604800 seconds.")
                 : null;
+            // A PUT may be bound to the generation it replaces (0: only if there is none), as the JSON API's
+            // ifGenerationMatch binds an upload; the signature covers it, so the holder cannot drop it.
+            var signed = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (GcsRequest.Long(json, "if_generation_match") is { } generation)
+            {
+                signed["ifGenerationMatch"] = method == "PUT" ? generation.ToString(CultureInfo.InvariantCulture) : throw GcsException.Invalid("if_generation_match applies to PUT URLs only.");
+            }
+
             _ = await BucketEndpoints.Store(http).GetBucketAsync(bucket, ct) ?? throw GcsException.BucketNotFound(bucket);
             var signer = http.RequestServices.GetRequiredService<UrlSigner>();
-            var url = signer.Sign(method, GcsRequest.BaseUri(http), bucket, name, lifetime);
+            var url = signer.Sign(method, GcsRequest.BaseUri(http), bucket, name, lifetime, signed);
             await GcsResources.WriteAsync(http.Response, w =>
             {
                 w.WriteStartObject();
@@ -85,7 +94,8 @@ public static class SignedUrlEndpoints
             if (HttpMethods.IsPut(http.Request.Method))
             {
                 GcsRequest.AllowLargeBody(http);
-                var stored = await ObjectTransfers.StoreAsync(store, bucket, name, new ObjectAttributes { ContentType = http.Request.ContentType }, Preconditions.None, GcsRequest.Declared(http.Request, null), http.Request.Body, http.RequestAborted);
+                var attributes = new ObjectAttributes { ContentType = GcsRequest.HeaderText(http.Request.ContentType, "Content-Type") };
+                var stored = await ObjectTransfers.StoreAsync(store, bucket, name, attributes, PutPreconditions(http.Request), GcsRequest.Declared(http.Request, null), http.Request.Body, http.RequestAborted);
                 GcsResources.DownloadHeaders(http.Response, stored);
                 http.Response.StatusCode = StatusCodes.Status200OK;
                 return;
@@ -99,8 +109,15 @@ public static class SignedUrlEndpoints
         }
         catch (GcsException ex) when (!http.Response.HasStarted)
         {
-            // The XML API's codes for what the JSON API calls notFound and invalid.
-            await new SignedUrlException(ex.StatusCode, ex.StatusCode == 404 ? "NoSuchKey" : ex.Reason, ex.Message).WriteAsync(http.Response);
+            // The XML API's codes for what the JSON API calls notFound, conditionNotMet and invalid.
+            var code = ex.StatusCode switch
+            {
+                404 => "NoSuchKey",
+                412 => "PreconditionFailed",
+                400 => "InvalidArgument",
+                _ => ex.Reason,
+            };
+            await new SignedUrlException(ex.StatusCode, code, ex.Message).WriteAsync(http.Response);
         }
         catch (ObjectCorruptedException) when (!http.Response.HasStarted)
         {
@@ -114,6 +131,26 @@ public static class SignedUrlEndpoints
         {
             await new SignedUrlException(ex.StatusCode, "IncompleteBody", "The request body could not be read: it was truncated or too large.").WriteAsync(http.Response);
         }
+    }
+
+    /// <summary>
+    /// The XML API's precondition headers (<c>x-goog-if-generation-match</c>, <c>x-goog-if-metageneration-match</c>),
+    /// or a signed <c>ifGenerationMatch</c> parameter. Unsigned headers can only narrow what the URL allows.
+    /// </summary>
+    private static Preconditions PutPreconditions(HttpRequest request)
+    {
+        long? Read(string header, string? parameter)
+        {
+            var values = request.Headers[header].Concat(parameter is null ? [] : request.Query[parameter]).Where(v => !string.IsNullOrEmpty(v)).Distinct(StringComparer.Ordinal).ToList();
+            return values.Count switch
+            {
+                0 => null,
+                1 when values[0]!.Length <= 18 && long.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out var number) => number,
+                _ => throw GcsException.Invalid($"Invalid {header}: one non-negative number is expected."),
+            };
+        }
+
+        return new Preconditions(Read("x-goog-if-generation-match", "ifGenerationMatch"), null, Read("x-goog-if-metageneration-match", null));
     }
 
     /// <summary>The first path segment when it is a valid, unreserved bucket name followed by an object name.</summary>

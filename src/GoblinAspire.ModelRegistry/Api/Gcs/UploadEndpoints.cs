@@ -60,8 +60,8 @@ public static class UploadEndpoints
     private static async Task MediaAsync(HttpContext http, CancellationToken cancellationToken)
     {
         var bucket = GcsRequest.Bucket(http);
-        var name = ObjectNames.Object(http.Request.Query["name"].ToString() is { Length: > 0 } n ? n : throw GcsException.Required("name"));
-        var attributes = new ObjectAttributes { ContentType = http.Request.ContentType };
+        var name = ObjectNames.Object(GcsRequest.Query(http, "name") is { Length: > 0 } n ? n : throw GcsException.Required("name"));
+        var attributes = new ObjectAttributes { ContentType = GcsRequest.HeaderText(http.Request.ContentType, "Content-Type") };
         var stored = await ObjectTransfers.StoreAsync(BucketEndpoints.Store(http), bucket, name, attributes, GcsRequest.Preconditions(http.Request), GcsRequest.Declared(http.Request, null), http.Request.Body, cancellationToken);
         await GcsResources.WriteAsync(http.Response, w => GcsResources.Object(w, stored, GcsRequest.BaseUri(http)));
     }
@@ -76,15 +76,26 @@ public static class UploadEndpoints
             throw GcsException.Invalid("A multipart upload needs Content-Type: multipart/related with a boundary.");
         }
 
-        var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024, BodyLengthLimit = null };
-        var metadataSection = await reader.ReadNextSectionAsync(cancellationToken) ?? throw GcsException.Invalid("The multipart body has no metadata part.");
-        using var metadata = JsonDocument.Parse(await GcsRequest.ReadLimitedAsync(metadataSection.Body, GcsRequest.MaxMetadataBodyBytes, cancellationToken));
-        var resource = metadata.RootElement;
-        var attributes = GcsRequest.Attributes(resource);
-        var name = ObjectNames.Object(http.Request.Query["name"].ToString() is { Length: > 0 } n ? n : GcsRequest.Text(resource, "name"));
-        var media = await reader.ReadNextSectionAsync(cancellationToken) ?? throw GcsException.Invalid("The multipart body has no media part.");
-        attributes = attributes with { ContentType = attributes.ContentType ?? media.ContentType };
-        var stored = await ObjectTransfers.StoreAsync(BucketEndpoints.Store(http), bucket, name, attributes, GcsRequest.Preconditions(http.Request), GcsRequest.Declared(http.Request, resource), media.Body, cancellationToken);
+        ObjectRecord stored;
+        try
+        {
+            var reader = new MultipartReader(boundary, http.Request.Body) { HeadersLengthLimit = 16 * 1024, BodyLengthLimit = null };
+            var metadataSection = await reader.ReadNextSectionAsync(cancellationToken) ?? throw GcsException.Invalid("The multipart body has no metadata part.");
+            using var metadata = JsonDocument.Parse(await GcsRequest.ReadLimitedAsync(metadataSection.Body, GcsRequest.MaxMetadataBodyBytes, cancellationToken));
+            var resource = metadata.RootElement;
+            var attributes = GcsRequest.Attributes(resource);
+            var name = ObjectNames.Object(GcsRequest.Query(http, "name") is { Length: > 0 } n ? n : GcsRequest.Text(resource, "name"));
+            var media = await reader.ReadNextSectionAsync(cancellationToken) ?? throw GcsException.Invalid("The multipart body has no media part.");
+            attributes = attributes with { ContentType = attributes.ContentType ?? GcsRequest.HeaderText(media.ContentType, "The media part's Content-Type") };
+            stored = await ObjectTransfers.StoreAsync(BucketEndpoints.Store(http), bucket, name, attributes, GcsRequest.Preconditions(http.Request), GcsRequest.Declared(http.Request, resource), media.Body, cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidDataException || ex.GetType() == typeof(IOException))
+        {
+            // What MultipartReader raises for a body that is not multipart/related as declared (bad boundaries or
+            // part headers, a body that ends inside a part).
+            throw GcsException.Invalid("The multipart body is malformed: " + ex.Message);
+        }
+
         await GcsResources.WriteAsync(http.Response, w => GcsResources.Object(w, stored, GcsRequest.BaseUri(http)));
     }
 
@@ -96,12 +107,12 @@ public static class UploadEndpoints
         var attributes = resource is { } json ? GcsRequest.Attributes(json) : new ObjectAttributes();
         if (attributes.ContentType is null && http.Request.Headers["X-Upload-Content-Type"].ToString() is { Length: > 0 } uploadType)
         {
-            attributes = attributes with { ContentType = uploadType };
+            attributes = attributes with { ContentType = GcsRequest.HeaderText(uploadType, "X-Upload-Content-Type") };
         }
 
-        var name = ObjectNames.Object(http.Request.Query["name"].ToString() is { Length: > 0 } n ? n : resource is { } r ? GcsRequest.Text(r, "name") : null);
+        var name = ObjectNames.Object(GcsRequest.Query(http, "name") is { Length: > 0 } n ? n : resource is { } r ? GcsRequest.Text(r, "name") : null);
         long? total = http.Request.Headers["X-Upload-Content-Length"].ToString() is { Length: > 0 } lengthText
-            ? long.TryParse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture, out var length) ? length : throw GcsException.Invalid("Invalid X-Upload-Content-Length.")
+            ? lengthText.Length <= 18 && long.TryParse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture, out var length) ? length : throw GcsException.Invalid("Invalid X-Upload-Content-Length.")
             : null;
         var preconditions = GcsRequest.Preconditions(http.Request);
         preconditions.Check(await BucketEndpoints.Store(http).GetObjectAsync(bucket, name, cancellationToken));

@@ -102,6 +102,32 @@ public sealed class GcsObjectStore : IObjectStore
         return buckets;
     }
 
+    public async Task<BucketRecord> PatchBucketAsync(string name, IReadOnlyDictionary<string, string?> labels, Preconditions preconditions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(preconditions);
+        var body = Json(writer =>
+        {
+            writer.WriteStartObject("labels");
+            foreach (var (key, value) in labels)
+            {
+                if (value is null)
+                {
+                    writer.WriteNull(key);
+                }
+                else
+                {
+                    writer.WriteString(key, value);
+                }
+            }
+
+            writer.WriteEndObject();
+        });
+        var query = Query(preconditions with { IfGenerationMatch = null, IfGenerationNotMatch = null }, "?");
+        using var document = await SendJsonAsync(HttpMethod.Patch, $"storage/v1/b/{Escape(name)}{query}", body, cancellationToken);
+        return GcsRecords.Bucket(document!.RootElement);
+    }
+
     public async Task DeleteBucketAsync(string name, CancellationToken cancellationToken)
     {
         using var _ = await SendJsonAsync(HttpMethod.Delete, $"storage/v1/b/{Escape(name)}", null, cancellationToken);
@@ -137,6 +163,7 @@ public sealed class GcsObjectStore : IObjectStore
         Add("endOffset", query.EndOffset);
         Add("pageToken", query.PageToken);
         Add("includeTrailingDelimiter", query.IncludeTrailingDelimiter ? "true" : null);
+        Add("matchGlob", query.MatchGlob?.Pattern);
         using var document = await SendJsonAsync(HttpMethod.Get, path.ToString(), null, cancellationToken);
         var root = document!.RootElement;
         var items = root.TryGetProperty("items", out var list) ? list.EnumerateArray().Select(GcsRecords.Object).ToList() : [];
@@ -144,10 +171,12 @@ public sealed class GcsObjectStore : IObjectStore
         return new ObjectListing(items, prefixes, root.TryGetProperty("nextPageToken", out var next) ? next.GetString() : null);
     }
 
-    public async Task<PendingObject> BeginWriteAsync(string bucket, CancellationToken cancellationToken)
+    public Task<PendingObject> BeginWriteAsync(string bucket, CancellationToken cancellationToken) =>
+        BeginWriteAtAsync(bucket, Path.Combine(_staging, Guid.NewGuid().ToString("N")), cancellationToken);
+
+    public async Task<PendingObject> BeginWriteAtAsync(string bucket, string path, CancellationToken cancellationToken)
     {
         await RequireBucketAsync(bucket, cancellationToken);
-        var path = Path.Combine(_staging, Guid.NewGuid().ToString("N"));
         var file = StagingFile.Create(path, FileShare.Read, _storage.DirectWrites);
         return new PendingObject(bucket, file, keyId: null, key: null);
     }
@@ -323,6 +352,43 @@ public sealed class GcsObjectStore : IObjectStore
             // Large copies across locations or storage classes take several calls; each carries the token on.
             token = root.GetProperty("rewriteToken").GetString();
         }
+    }
+
+    public async Task<ObjectRecord> ComposeObjectAsync(string bucket, IReadOnlyList<ComposeSource> sources, string name, ObjectAttributes attributes, Preconditions preconditions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        ArgumentNullException.ThrowIfNull(attributes);
+        ArgumentNullException.ThrowIfNull(preconditions);
+        RefuseReservedMetadata(attributes.Metadata);
+        var body = Json(writer =>
+        {
+            writer.WriteStartArray("sourceObjects");
+            foreach (var source in sources)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", source.Name);
+                if (source.Generation is { } generation)
+                {
+                    writer.WriteString("generation", generation.ToString(CultureInfo.InvariantCulture));
+                }
+
+                if (source.IfGenerationMatch is { } match)
+                {
+                    writer.WriteStartObject("objectPreconditions");
+                    writer.WriteString("ifGenerationMatch", match.ToString(CultureInfo.InvariantCulture));
+                    writer.WriteEndObject();
+                }
+
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteStartObject("destination");
+            GcsRecords.WriteAttributes(writer, attributes, sha256: null);
+            writer.WriteEndObject();
+        });
+        using var document = await SendJsonAsync(HttpMethod.Post, $"{ObjectPath(bucket, name)}/compose{Query(preconditions, "?")}", body, cancellationToken);
+        return GcsRecords.Object(document!.RootElement);
     }
 
     public async Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken)

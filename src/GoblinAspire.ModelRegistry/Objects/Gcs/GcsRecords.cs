@@ -52,6 +52,7 @@ internal static class GcsRecords
             Md5 = Text(json, "md5Hash") ?? "",
             Crc32C = Text(json, "crc32c") ?? "",
             Sha256 = sha256 ?? "",
+            ComponentCount = json.TryGetProperty("componentCount", out var components) && components.ValueKind == JsonValueKind.Number && components.TryGetInt32(out var count) ? count : null,
             Created = Time(json, "timeCreated"),
             Updated = Time(json, "updated"),
             DataFile = "",
