@@ -62,6 +62,6 @@ public sealed class BucketArtifactStoreTests
 
         public Task<ObjectRecord> ComposeObjectAsync(string bucket, IReadOnlyList<ComposeSource> sources, string name, ObjectAttributes attributes, Preconditions preconditions, CancellationToken cancellationToken) => inner.ComposeObjectAsync(bucket, sources, name, attributes, preconditions, cancellationToken);
 
-        public Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken) => inner.RenameObjectAsync(bucket, from, to, cancellationToken);
+        public Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken, Preconditions? source = null, Preconditions? destination = null) => inner.RenameObjectAsync(bucket, from, to, cancellationToken, source, destination);
     }
 }

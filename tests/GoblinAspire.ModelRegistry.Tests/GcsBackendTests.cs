@@ -140,4 +140,36 @@ public sealed class GcsBackendTests(PlatformServers servers) : IAsyncLifetime
         await using var registry = await RegistryHost.StartAsync(servers, settings: _google.BackendSettings("metadata"));
         await GcsApiTests.ExpectErrorAsync(await registry.Host.Client.PostAsync("/storage/v1/b?project=goblin", GcsApiTests.Json("""{"name":"secure","encryption":{"defaultKmsKeyName":"k1"}}""")), HttpStatusCode.BadRequest, "invalid");
     }
+
+    /// <summary>
+    /// Registering weights on the GCS backend: the bytes go to Cloud Storage once, streamed with no local staging
+    /// copy, and the version is put in place by objects.move, with no copy inside Cloud Storage either.
+    /// </summary>
+    [Fact]
+    public async Task Registered_weights_travel_to_cloud_storage_once_with_no_local_copy_and_no_server_side_copy()
+    {
+        await using var registry = await RegistryHost.StartAsync(servers, settings: _google.BackendSettings("metadata"));
+        var staging = Path.Combine(Path.GetFullPath(registry.Host.Services.GetRequiredService<IOptions<ModelRegistryOptions>>().Value.ArtifactRoot), ".staging");
+        var weights = System.Security.Cryptography.RandomNumberGenerator.GetBytes(GcsObjectStore.StreamChunkBytes * 2 + 12_345);
+        var uploadedBefore = _google.UploadedBytes;
+        var copiesBefore = _google.Copies;
+        using var watcher = new FileSystemWatcher(staging) { IncludeSubdirectories = true, EnableRaisingEvents = true };
+        var staged = 0;
+        watcher.Created += (_, _) => Interlocked.Increment(ref staged);
+
+        using var content = new MultipartFormDataContent();
+        var file = new ByteArrayContent(weights);
+        file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        content.Add(file, "artifact", "model.gguf");
+        using var response = await registry.Host.Client.PostAsync("/api/v1/models/streamed/versions", content);
+        var registered = await MlflowClient.ReadAsync(response, HttpStatusCode.Created);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(weights)), registered.GetProperty("sha256").GetString());
+
+        Assert.Equal(weights.Length, _google.UploadedBytes - uploadedBefore);
+        Assert.Equal(copiesBefore, _google.Copies);
+        Assert.True(_google.Moves > 0);
+        Assert.Equal(0, Volatile.Read(ref staged));
+        var path = Uri.EscapeDataString(registered.GetProperty("artifact_path").GetString()!);
+        Assert.Equal(weights, await registry.Host.Client.GetByteArrayAsync($"/storage/v1/b/goblin-artifacts/o/{path}?alt=media"));
+    }
 }

@@ -31,6 +31,9 @@ public sealed class GoogleCloudStandIn : IAsyncDisposable
     private readonly ConcurrentDictionary<string, byte> _issued = new(StringComparer.Ordinal);
     private readonly RSA _key = RSA.Create(2048);
     private RegistryHost _storage = null!;
+    private long _uploadedBytes;
+    private int _copies;
+    private int _moves;
 
     private GoogleCloudStandIn(string root)
     {
@@ -51,6 +54,15 @@ public sealed class GoogleCloudStandIn : IAsyncDisposable
     public int AuthorisedStorageCalls => Volatile.Read(ref _authorisedStorageCalls);
 
     public bool BreakNextUpload { get; set; }
+
+    /// <summary>Bytes the registry sent as object data (upload bodies), so a test can count how often weights travel.</summary>
+    public long UploadedBytes => Interlocked.Read(ref _uploadedBytes);
+
+    /// <summary>Server-side copies asked for (rewriteTo, copyTo): each writes an object's bytes again inside Cloud Storage.</summary>
+    public int Copies => Volatile.Read(ref _copies);
+
+    /// <summary>objects.move calls: renames that write no bytes.</summary>
+    public int Moves => Volatile.Read(ref _moves);
 
     public bool CorruptNextDownload { get; set; }
 
@@ -134,6 +146,20 @@ public sealed class GoogleCloudStandIn : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _authorisedStorageCalls);
+        if (path.StartsWith("/upload/", StringComparison.Ordinal) && HttpMethods.IsPut(http.Request.Method))
+        {
+            Interlocked.Add(ref _uploadedBytes, http.Request.ContentLength ?? 0);
+        }
+
+        if (HttpMethods.IsPost(http.Request.Method) && (path.Contains("/rewriteTo/", StringComparison.Ordinal) || path.Contains("/copyTo/", StringComparison.Ordinal)))
+        {
+            Interlocked.Increment(ref _copies);
+        }
+
+        if (HttpMethods.IsPost(http.Request.Method) && path.Contains("/moveTo/", StringComparison.Ordinal))
+        {
+            Interlocked.Increment(ref _moves);
+        }
         if (BreakNextUpload && HttpMethods.IsPut(http.Request.Method) && http.Request.ContentLength > BreakAfter
             && http.Request.Headers.ContentRange.ToString() is { } range && range.StartsWith("bytes 0-", StringComparison.Ordinal))
         {

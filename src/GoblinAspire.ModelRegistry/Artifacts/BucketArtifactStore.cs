@@ -84,9 +84,7 @@ public sealed class BucketArtifactStore : IArtifactStore
             throw new IOException($"'{path}' is a folder.");
         }
 
-        await using var pending = await _store.BeginWriteAsync(_bucket, cancellationToken);
-        await pending.Writer.WriteFromAsync(content, null, cancellationToken);
-        var record = await _store.CommitAsync(pending, path, new ObjectAttributes(), Preconditions.None, null, cancellationToken);
+        var record = await _store.WriteObjectAsync(_bucket, path, content, cancellationToken);
         return new StoredArtifact(path, record.Size, record.Sha256);
     }
 

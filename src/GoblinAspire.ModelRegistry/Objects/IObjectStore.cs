@@ -36,6 +36,17 @@ public interface IObjectStore
 
     Task<ObjectRecord> CommitAsync(PendingObject pending, string name, ObjectAttributes attributes, Preconditions preconditions, DeclaredHashes? declared, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Writes <paramref name="content"/> as the object <paramref name="name"/> in one call. A store that can stream to
+    /// its backend does so without a local copy; by default the bytes are staged and committed.
+    /// </summary>
+    async Task<ObjectRecord> WriteObjectAsync(string bucket, string name, Stream content, CancellationToken cancellationToken)
+    {
+        await using var pending = await BeginWriteAsync(bucket, cancellationToken);
+        await pending.Writer.WriteFromAsync(content, null, cancellationToken);
+        return await CommitAsync(pending, name, new ObjectAttributes(), Preconditions.None, null, cancellationToken);
+    }
+
     /// <summary>Opens <paramref name="length"/> bytes of the object's plaintext from <paramref name="offset"/>.</summary>
     Task<(ObjectRecord Record, Stream Content)?> OpenReadAsync(string bucket, string name, long offset, long? length, CancellationToken cancellationToken);
 
@@ -56,8 +67,11 @@ public interface IObjectStore
     /// </summary>
     Task<ObjectRecord> ComposeObjectAsync(string bucket, IReadOnlyList<ComposeSource> sources, string name, ObjectAttributes attributes, Preconditions preconditions, CancellationToken cancellationToken);
 
-    /// <summary>Renames within a bucket without copying bytes (the artifact store's folder moves).</summary>
-    Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken);
+    /// <summary>
+    /// Renames within a bucket without copying bytes (GCS's <c>objects.move</c>; the artifact store's moves), if the
+    /// source meets <paramref name="source"/> and the destination <paramref name="destination"/>.
+    /// </summary>
+    Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken, Preconditions? source = null, Preconditions? destination = null);
 }
 
 /// <summary>Bytes being written, not yet an object; disposing it without a commit discards them.</summary>

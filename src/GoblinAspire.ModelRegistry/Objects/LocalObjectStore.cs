@@ -369,13 +369,15 @@ public sealed class LocalObjectStore : IObjectStore
         }
     }
 
-    public async Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken)
+    public async Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken, Preconditions? source = null, Preconditions? destination = null)
     {
         var state = Bucket(bucket);
         await using (await state.LockAsync(cancellationToken))
         {
             var original = state.Objects!.GetValueOrDefault(from) ?? throw GcsException.ObjectNotFound(bucket, from);
             var current = state.Objects!.GetValueOrDefault(to);
+            source?.Check(original);
+            destination?.Check(current);
             var record = original with { Name = to, Generation = NextGeneration(), Metageneration = 1, Updated = _time.GetUtcNow() };
             // The renamed record takes over the data file; only then does the old name go.
             await ReplaceAsync(state, current, record, cancellationToken);

@@ -101,11 +101,23 @@ public static class ObjectEndpoints
         });
     }
 
-    /// <summary><c>{source}/rewriteTo/b/{bucket}/o/{name}</c>, <c>{source}/copyTo/b/{bucket}/o/{name}</c> and <c>{destination}/compose</c>.</summary>
+    /// <summary>
+    /// <c>{source}/rewriteTo/b/{bucket}/o/{name}</c>, <c>{source}/copyTo/b/{bucket}/o/{name}</c>,
+    /// <c>{source}/moveTo/o/{name}</c> (objects.move: a rename within the bucket, no bytes copied) and <c>{destination}/compose</c>.
+    /// </summary>
     private static async Task CopyAsync(HttpContext http, CancellationToken cancellationToken)
     {
         var sourceBucket = GcsRequest.Bucket(http);
         var raw = GcsRequest.RawObjectPath(http);
+        if (raw.IndexOf("/moveTo/o/", StringComparison.Ordinal) is var move and >= 0 && !raw.Contains("/rewriteTo/b/", StringComparison.Ordinal) && !raw.Contains("/copyTo/b/", StringComparison.Ordinal))
+        {
+            var from = ObjectNames.Object(GcsRequest.Decode(raw[..move]));
+            var to = ObjectNames.Object(GcsRequest.Decode(raw[(move + "/moveTo/o/".Length)..]));
+            var moved = await BucketEndpoints.Store(http).RenameObjectAsync(sourceBucket, from, to, cancellationToken, GcsRequest.Preconditions(http.Request, "ifSource"), GcsRequest.Preconditions(http.Request));
+            await GcsResources.WriteAsync(http.Response, w => GcsResources.Object(w, moved, GcsRequest.BaseUri(http)));
+            return;
+        }
+
         if (raw.EndsWith("/compose", StringComparison.Ordinal) && !raw.Contains("/rewriteTo/b/", StringComparison.Ordinal) && !raw.Contains("/copyTo/b/", StringComparison.Ordinal))
         {
             await ComposeAsync(http, sourceBucket, ObjectNames.Object(GcsRequest.Decode(raw[..^"/compose".Length])), cancellationToken);
@@ -114,7 +126,7 @@ public static class ObjectEndpoints
 
         var (verb, cut) = raw.IndexOf("/rewriteTo/b/", StringComparison.Ordinal) is var r and >= 0 ? ("rewriteTo", r)
             : raw.IndexOf("/copyTo/b/", StringComparison.Ordinal) is var c and >= 0 ? ("copyTo", c)
-            : throw new GcsException(404, "notFound", "Objects accept POST only for rewriteTo and copyTo.");
+            : throw new GcsException(404, "notFound", "Objects accept POST only for rewriteTo, copyTo, moveTo and compose.");
         var sourceName = ObjectNames.Object(GcsRequest.Decode(raw[..cut]));
         var destination = raw[(cut + verb.Length + 4)..];
         var slash = destination.IndexOf("/o/", StringComparison.Ordinal);

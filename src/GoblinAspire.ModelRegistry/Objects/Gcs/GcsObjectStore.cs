@@ -16,7 +16,7 @@ namespace GoblinAspire.ModelRegistry.Objects.Gcs;
 /// makes the object visible only once whole, so no reader ever sees a part. A broken upload connection resumes from
 /// the offset GCS confirms. Whole-object reads are checked against the object's CRC-32C as they stream.
 /// </summary>
-public sealed class GcsObjectStore : IObjectStore
+public sealed partial class GcsObjectStore : IObjectStore
 {
     public const string JsonClient = "gcs-json";
     public const string MediaClient = "gcs-media";
@@ -24,15 +24,20 @@ public sealed class GcsObjectStore : IObjectStore
     /// <summary>Custom metadata key holding the plaintext's SHA-256, which GCS does not compute; hidden from clients.</summary>
     public const string Sha256MetadataKey = "goblin-sha256";
 
+    /// <summary>What a streamed upload holds in memory at once: a multiple of 256 KiB, as GCS requires of a chunk.</summary>
+    public const int StreamChunkBytes = 8 * 1024 * 1024;
+
     private readonly IHttpClientFactory _http;
     private readonly GoogleAccessTokens _tokens;
     private readonly GcsBackendOptions _options;
     private readonly StorageOptions _storage;
     private readonly TimeProvider _time;
     private readonly string _staging;
+    private readonly ILogger<GcsObjectStore> _logger;
 
-    public GcsObjectStore(IHttpClientFactory http, GoogleAccessTokens tokens, IOptions<GcsBackendOptions> options, IOptions<StorageOptions> storage, IOptions<ModelRegistryOptions> registry, TimeProvider time)
+    public GcsObjectStore(IHttpClientFactory http, GoogleAccessTokens tokens, IOptions<GcsBackendOptions> options, IOptions<StorageOptions> storage, IOptions<ModelRegistryOptions> registry, TimeProvider time, ILogger<GcsObjectStore> logger)
     {
+        _logger = logger;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(registry);
@@ -391,14 +396,167 @@ public sealed class GcsObjectStore : IObjectStore
         return GcsRecords.Object(document!.RootElement);
     }
 
-    public async Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken)
+    public async Task<ObjectRecord> RenameObjectAsync(string bucket, string from, string to, CancellationToken cancellationToken, Preconditions? source = null, Preconditions? destination = null)
     {
-        // GCS has no rename for flat buckets: a server-side copy, then the source goes, only if it is still the copied one.
+        // objects.move renames in place: no byte is written again, however large the weights. It holds to the
+        // generation found here, so a source replaced meanwhile is not moved under its old name's checks.
         var original = await GetObjectAsync(bucket, from, cancellationToken) ?? throw GcsException.ObjectNotFound(bucket, from);
-        var copied = await CopyObjectAsync(bucket, from, new Preconditions(IfGenerationMatch: original.Generation), bucket, to, null, Preconditions.None, cancellationToken);
-        await DeleteObjectAsync(bucket, from, new Preconditions(IfGenerationMatch: original.Generation), cancellationToken);
+        source?.Check(original);
+        var sourceChecks = new Preconditions(IfGenerationMatch: original.Generation);
+        int unsupported;
+        try
+        {
+            using var document = await SendJsonAsync(HttpMethod.Post, $"{ObjectPath(bucket, from)}/moveTo/o/{Escape(to)}{Query(sourceChecks, "?ifSource")}{Query(destination ?? Preconditions.None, "&")}", null, cancellationToken);
+            return GcsRecords.Object(document!.RootElement);
+        }
+        catch (GcsException ex) when (ex.StatusCode is 404 or 405 or 501)
+        {
+            unsupported = ex.StatusCode;
+        }
+
+        if (await GetObjectAsync(bucket, from, cancellationToken) is null)
+        {
+            throw GcsException.ObjectNotFound(bucket, from);
+        }
+
+        // A Cloud Storage (or compatible server) without objects.move: a server-side copy, then the source goes, only
+        // if it is still the copied one. GCS writes the bytes twice that way; the registry still sends none.
+        LogNoMove(_logger, bucket, unsupported);
+        var copied = await CopyObjectAsync(bucket, from, sourceChecks, bucket, to, null, destination ?? Preconditions.None, cancellationToken);
+        await DeleteObjectAsync(bucket, from, sourceChecks, cancellationToken);
         return copied;
     }
+
+    /// <summary>
+    /// Streams <paramref name="content"/> to GCS as a resumable upload in <see cref="StreamChunkBytes"/> chunks, with no
+    /// local copy: only the chunk in flight is held, so a broken chunk is sent again from where GCS confirms it. MD5,
+    /// CRC-32C and SHA-256 are computed on the way; GCS's own MD5 and CRC-32C must match before the SHA-256 is recorded.
+    /// </summary>
+    public async Task<ObjectRecord> WriteObjectAsync(string bucket, string name, Stream content, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        await RequireBucketAsync(bucket, cancellationToken);
+        Uri session;
+        using (var start = new HttpRequestMessage(HttpMethod.Post, new Uri(_options.Endpoint, $"upload/storage/v1/b/{Escape(bucket)}/o?uploadType=resumable&name={Uri.EscapeDataString(name)}"))
+        {
+            Content = Json(writer => writer.WriteString("name", name)),
+        })
+        {
+            start.Headers.Add("X-Upload-Content-Type", "application/octet-stream");
+            using var started = await SendAsync(JsonClient, start, cancellationToken);
+            await ThrowIfFailedAsync(started, cancellationToken);
+            session = started.Headers.Location ?? throw new GcsException(502, "backendError", "Cloud Storage started no upload session.");
+        }
+
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(StreamChunkBytes);
+        try
+        {
+            using var md5 = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.MD5);
+            using var sha256 = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            var crc = new Crc32C();
+            long offset = 0;
+            ObjectRecord? finished = null;
+            while (finished is null)
+            {
+                var filled = await content.ReadAtLeastAsync(buffer.AsMemory(0, StreamChunkBytes), StreamChunkBytes, throwOnEndOfStream: false, cancellationToken);
+                var chunk = buffer.AsMemory(0, filled);
+                md5.AppendData(chunk.Span);
+                sha256.AppendData(chunk.Span);
+                crc.Append(chunk.Span);
+                // A short read is the end; a full chunk may be followed by nothing, which the next round's empty
+                // final chunk (bytes */size) settles.
+                long? total = filled < StreamChunkBytes ? offset + filled : null;
+                finished = await SendChunkAsync(session, chunk, offset, total, cancellationToken);
+                offset += filled;
+            }
+
+            var md5Base64 = Convert.ToBase64String(md5.GetHashAndReset());
+            var crcBase64 = Crc32C.ToBase64(crc.Value);
+            if (finished.Md5 != md5Base64 || finished.Crc32C != crcBase64 || finished.Size != offset)
+            {
+                await DeleteObjectAsync(bucket, name, new Preconditions(IfGenerationMatch: finished.Generation), CancellationToken.None);
+                throw GcsException.DataLoss(bucket, name);
+            }
+
+            // The SHA-256 is known only at the end: recorded on the object the upload made, not a newer one.
+            using var patched = await SendJsonAsync(
+                HttpMethod.Patch,
+                ObjectPath(bucket, name) + Query(new Preconditions(IfGenerationMatch: finished.Generation), "?"),
+                Json(writer => GcsRecords.WriteAttributes(writer, new ObjectAttributes(), Convert.ToHexStringLower(sha256.GetHashAndReset()))),
+                cancellationToken);
+            return GcsRecords.Object(patched!.RootElement);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Sends one chunk from <paramref name="offset"/>; the object when it was the last, else null.</summary>
+    private async Task<ObjectRecord?> SendChunkAsync(Uri session, ReadOnlyMemory<byte> chunk, long offset, long? total, CancellationToken cancellationToken)
+    {
+        var sent = 0L;
+        var resumes = 0;
+        while (true)
+        {
+            try
+            {
+                var remaining = chunk[(int)sent..];
+                using var request = new HttpRequestMessage(HttpMethod.Put, session) { Content = new ReadOnlyMemoryContent(remaining) };
+                var size = total is { } t ? t.ToString(CultureInfo.InvariantCulture) : "*";
+                request.Content.Headers.TryAddWithoutValidation("Content-Range", remaining.Length == 0 ? $"bytes */{size}" : $"bytes {offset + sent}-{offset + chunk.Length - 1}/{size}");
+                using var response = await SendAsync(MediaClient, request, cancellationToken);
+                if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created)
+                {
+                    return await ReadObjectAsync(response, cancellationToken);
+                }
+
+                if ((int)response.StatusCode != 308)
+                {
+                    await ThrowIfFailedAsync(response, cancellationToken);
+                }
+
+                var confirmed = Confirmed(response);
+                if (total is null && confirmed == offset + chunk.Length)
+                {
+                    return null;
+                }
+
+                // GCS kept less than was sent: send the rest of this chunk from where it stopped.
+                sent = Math.Clamp(confirmed - offset, 0, chunk.Length);
+                if (++resumes > _options.UploadResumes)
+                {
+                    throw new GcsException(503, "backendError", "Cloud Storage did not take the whole upload; try again.");
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                if (++resumes > _options.UploadResumes)
+                {
+                    throw new GcsException(503, "backendError", "The upload to Cloud Storage kept breaking off; try again.");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(100 << Math.Min(resumes, 6)), _time, cancellationToken);
+                var (confirmed, finished) = await StatusAsync(session, total, cancellationToken);
+                if (finished is not null)
+                {
+                    return finished;
+                }
+
+                sent = Math.Clamp(confirmed - offset, 0, chunk.Length);
+            }
+        }
+    }
+
+    private static long Confirmed(HttpResponseMessage response) =>
+        response.Headers.TryGetValues("Range", out var ranges) && ranges.FirstOrDefault() is { } range
+        && range.StartsWith("bytes=0-", StringComparison.Ordinal)
+        && long.TryParse(range.AsSpan(8), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
+            ? last + 1
+            : 0;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cloud Storage answered {Status} to objects.move in bucket {Bucket}: renaming by copy and delete instead, which writes the bytes again on its side.")]
+    private static partial void LogNoMove(ILogger logger, string bucket, int status);
 
     private async Task<HttpResponseMessage> PutFromAsync(Uri session, PendingObject pending, long size, long offset, CancellationToken cancellationToken)
     {
@@ -412,23 +570,20 @@ public sealed class GcsObjectStore : IObjectStore
     }
 
     /// <summary>How many bytes GCS holds of an interrupted upload, or the object when it was finished after all.</summary>
-    private async Task<(long Confirmed, ObjectRecord? Finished)> StatusAsync(Uri session, long size, CancellationToken cancellationToken)
+    private async Task<(long Confirmed, ObjectRecord? Finished)> StatusAsync(Uri session, long? size, CancellationToken cancellationToken)
     {
         using var query = new HttpRequestMessage(HttpMethod.Put, session) { Content = new ByteArrayContent([]) };
-        query.Content.Headers.TryAddWithoutValidation("Content-Range", $"bytes */{size}");
+        query.Content.Headers.TryAddWithoutValidation("Content-Range", $"bytes */{(size is { } known ? known.ToString(CultureInfo.InvariantCulture) : "*")}");
         using var response = await SendAsync(MediaClient, query, cancellationToken);
         if ((int)response.StatusCode != 308)
         {
             await ThrowIfFailedAsync(response, cancellationToken);
-            return (size, await ReadObjectAsync(response, cancellationToken));
+            var finished = await ReadObjectAsync(response, cancellationToken);
+            return (finished.Size, finished);
         }
 
         // No Range header: GCS holds nothing yet.
-        return (response.Headers.TryGetValues("Range", out var ranges) && ranges.FirstOrDefault() is { } range
-            && range.StartsWith("bytes=0-", StringComparison.Ordinal)
-            && long.TryParse(range.AsSpan(8), NumberStyles.None, CultureInfo.InvariantCulture, out var last)
-                ? last + 1
-                : 0, null);
+        return (Confirmed(response), null);
     }
 
     private static async Task<ObjectRecord> ReadObjectAsync(HttpResponseMessage response, CancellationToken cancellationToken)
