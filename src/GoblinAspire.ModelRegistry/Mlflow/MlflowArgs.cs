@@ -30,7 +30,7 @@ public sealed class MlflowArgs : IDisposable
         {
             foreach (var (name, values) in request.Query)
             {
-                if (!IsStorable(name) || values.Any(v => v is not null && !IsStorable(v)))
+                if (!WellFormedText.IsStorable(name) || values.Any(v => v is not null && !WellFormedText.IsStorable(v)))
                 {
                     throw NotText(name);
                 }
@@ -107,7 +107,7 @@ public sealed class MlflowArgs : IDisposable
                     }
 
                     var inner = path.Length == 0 ? name : $"{path}.{name}";
-                    if (!IsStorable(name))
+                    if (!WellFormedText.IsStorable(name))
                     {
                         return inner;
                     }
@@ -133,7 +133,7 @@ public sealed class MlflowArgs : IDisposable
             case JsonValueKind.String:
                 try
                 {
-                    return IsStorable(element.GetString()!) ? null : path;
+                    return WellFormedText.IsStorable(element.GetString()!) ? null : path;
                 }
                 catch (InvalidOperationException)
                 {
@@ -143,29 +143,6 @@ public sealed class MlflowArgs : IDisposable
             default:
                 return null;
         }
-    }
-
-    private static bool IsStorable(string text)
-    {
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (c == '\0')
-            {
-                return false;
-            }
-
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(c))
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 
     private static MlflowException NotText(string field) =>

@@ -50,29 +50,12 @@ public static class ObjectNames
             || name.Any(char.IsControl)
             || name.Split('/').Any(segment => segment is "." or "..")
             || name.StartsWith(".well-known/acme-challenge/", StringComparison.Ordinal)
-            || name.Any(char.IsSurrogate) && !IsWellFormed(name))
+            || name.Any(char.IsSurrogate) && !WellFormedText.IsWellFormed(name))
         {
             throw GcsException.Invalid($"Invalid object name: '{Shorten(name)}'.");
         }
 
         return name;
-    }
-
-    private static bool IsWellFormed(string value)
-    {
-        for (var i = 0; i < value.Length; i++)
-        {
-            if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(value[i]))
-            {
-                return false;
-            }
-        }
-
-        return true;
     }
 
     private static string Shorten(string value)

@@ -282,26 +282,7 @@ public static class GcsRequest
 
     /// <summary>Text without control characters (NUL, CR, LF, …) or unpaired surrogates.</summary>
     public static string? PlainText(string? value, string what) =>
-        value is null || !value.Any(char.IsControl) && WellFormed(value) ? value : throw GcsException.Invalid($"{what} may not hold control characters or invalid Unicode.");
-
-    /// <summary>Whether every surrogate in <paramref name="value"/> is half of a pair.</summary>
-    public static bool WellFormed(string value)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        for (var i = 0; i < value.Length; i++)
-        {
-            if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(value[i]))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
+        value is null || !value.Any(char.IsControl) && WellFormedText.IsWellFormed(value) ? value : throw GcsException.Invalid($"{what} may not hold control characters or invalid Unicode.");
 
     /// <summary>A JSON string's value; an escaped unpaired surrogate (<c>"\ud800"</c>) is the client's error, 400.</summary>
     public static string String(JsonElement value)
