@@ -295,14 +295,21 @@ public sealed class InferenceRequest
             return false;
         }
 
+        // On the request path for nearly every chat (content with a newline or a quote is escaped): unescape into a
+        // pooled buffer rather than allocate a string only to drop it. Unescaped text is never longer than its bytes.
+        var buffer = System.Buffers.ArrayPool<char>.Shared.Rent(reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length);
         try
         {
-            _ = reader.GetString();
+            _ = reader.CopyString(buffer);
             return false;
         }
         catch (InvalidOperationException)
         {
             return true;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<char>.Shared.Return(buffer);
         }
     }
 
