@@ -10,8 +10,8 @@ trap 'rm -rf "$log_dir"' EXIT
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 # Debian packages the tests run for real: Redis and PostgreSQL (the AppHost runs them as processes when no container
-# runtime answers), setsid and setpriv (util-linux), promtool (alert rules), Node.js (Google's official GCS client) and
-# Chromium (the dashboard test).
+# runtime answers), setsid and setpriv (util-linux), promtool (alert rules), Node.js (Google's official GCS client, the
+# Kubernetes schema check), kubectl (kustomize) and Chromium (the dashboard test).
 packages=()
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -22,6 +22,8 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+# kubectl kustomize builds the AppHost's Kubernetes overlay; Debian's kubectl (1.20) where none is installed.
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
@@ -40,12 +42,15 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# Google's official Cloud Storage client for Node.js, which a registry test drives; pinned by its package-lock.json.
-if ! (cd tests/gcs-client && npm ci --no-audit --no-fund --loglevel=error >"$log_dir/npm.log" 2>&1); then
-  cat "$log_dir/npm.log"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+# Node packages the tests run, each pinned by its package-lock.json: Google's official Cloud Storage client (a registry
+# test drives it) and kubernetes-models (the Kubernetes output's schema check).
+for folder in tests/gcs-client tests/kubernetes-schema; do
+  if ! (cd "$folder" && npm ci --no-audit --no-fund --loglevel=error >"$log_dir/npm.log" 2>&1); then
+    cat "$log_dir/npm.log"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+done
 
 if ! dotnet build GoblinAspire.sln -c "$configuration" -warnaserror -nologo -v quiet; then
   echo "0 passed, 1 failed"

@@ -1,6 +1,7 @@
 using GoblinAspire.AppHost;
 using GoblinAspire.AppHost.ChatModel;
 using GoblinAspire.AppHost.DataStores;
+using GoblinAspire.AppHost.Kubernetes;
 using GoblinAspire.AppHost.Operations;
 using GoblinAspire.ServiceDefaults;
 
@@ -35,7 +36,8 @@ public static partial class Platform
             .WithReference(stores.RegistryDatabase).WaitFor(stores.RegistryDatabase)
             .WithSecrets(PlatformSecrets.RegistrySigningKey, PlatformSecrets.RegistryToken, PlatformSecrets.RegistryEncryptionKey, PlatformSecrets.RegistryRetiredEncryptionKeys)
             .WithHttpHealthCheck("/health")
-            .WithModelCommands(PlatformSecrets.RegistryToken);
+            .WithModelCommands(PlatformSecrets.RegistryToken)
+            .WithKubernetesPod(pod => pod with { MemoryLimit = "2Gi", Folders = [new("artifacts", "/var/lib/goblinaspire/artifacts", "ModelRegistry__ArtifactRoot", ClaimSize: "100Gi")] });
 
         var chatModel = builder.AddChatModel(modelRegistry, builder.SecretParameter(PlatformSecrets.RegistryToken), Path.Combine(stores.Mode.DataDirectory, "demo-model"));
         var chatFallback = builder.AddProject<Projects.GoblinAspire_ChatFallback>(PlatformResources.ChatFallback)
@@ -44,27 +46,33 @@ public static partial class Platform
             .WaitFor(chatModel)
             .WithEnvironment("ChatFallback__RegisteredModel", PlatformResources.ChatModel)
             .WithSecrets(PlatformSecrets.ChatFallbackRegistryToken)
-            .WithHttpHealthCheck("/health");
+            .WithHttpHealthCheck("/health")
+            // The model lives in memory: its file size plus the KV cache, on CPU.
+            .WithKubernetesPod(pod => pod with { CpuRequest = "1", CpuLimit = "2", MemoryRequest = "1Gi", MemoryLimit = "4Gi", Folders = [new("model-cache", "/var/cache/goblinaspire/models", "ChatFallback__CacheDirectory")] });
 
         var trainingWorker = builder.AddProject<Projects.GoblinAspire_TrainingWorker>(PlatformResources.TrainingWorker)
             .WithHttpEndpoint(name: PlatformResources.HttpEndpoint)
             .WithReference(stores.TrainingDatabase).WaitFor(stores.TrainingDatabase)
             .WithReference(modelRegistry).WaitFor(modelRegistry)
             .WithSecrets(PlatformSecrets.WorkerToken, PlatformSecrets.WorkerRegistryToken, PlatformSecrets.VastAiApiKey, PlatformSecrets.RunPodApiKey)
-            .WithHttpHealthCheck("/health");
+            .WithHttpHealthCheck("/health")
+            // A local job's checkpoints outlive a restart of the worker's pod.
+            .WithKubernetesPod(pod => pod with { Folders = [new("jobs", "/var/lib/goblinaspire/jobs", "TrainingWorker__WorkDirectory", ClaimSize: "50Gi")] });
 
         var adminKey = builder.AddParameter(PlatformSecrets.GatewayAdminKey.Parameter, new GenerateParameterDefault { MinLength = 40, Special = false }, secret: true, persist: true);
         var gateway = builder.AddProject<Projects.GoblinAspire_Gateway>(PlatformResources.Gateway)
             .WithHttpEndpoint(port: GatewayPort, name: PlatformResources.HttpEndpoint)
             .WithExternalHttpEndpoints()
-            .WithReplicas(2)
+            .WithReplicasInManifest(2)
             .WithReference(stores.Redis).WaitFor(stores.Redis)
             .WithReference(stores.GatewayDatabase).WaitFor(stores.GatewayDatabase)
             .WithReference(chatFallback).WaitFor(chatFallback)
             .WithEnvironment(PlatformSecrets.GatewayAdminKey.Variable, adminKey)
             .WithSecrets(PlatformSecrets.OpenAiApiKey)
             .WithHttpHealthCheck("/health")
-            .WithKeyCommands(adminKey);
+            .WithKeyCommands(adminKey)
+            // The autoscaler's 70 % is of the request: a gateway pod scales out well before it is CPU-bound.
+            .WithKubernetesPod(pod => pod with { CpuRequest = "250m", CpuLimit = "2", MemoryLimit = "1Gi" });
 
         // vLLM only where a GPU is: `Parameters:gpu=true`. Without it the gateway answers goblin-chat from the
         // ChatFallback alone, so F5 works on a laptop.
@@ -91,6 +99,7 @@ public static partial class Platform
             gateway.WithDevelopmentAccess(adminKey, developmentKey, chatModel);
         }
 
+        builder.AddKubernetesPublishing();
         return builder.Build();
     }
 }

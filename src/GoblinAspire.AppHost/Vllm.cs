@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using GoblinAspire.AppHost;
+using GoblinAspire.AppHost.Kubernetes;
 using GoblinAspire.ServiceDefaults;
 
 /// <summary>
@@ -13,7 +14,8 @@ internal static partial class Vllm
     /// <summary>A released tag, never <c>latest</c>: vLLM changes flag behaviour between releases.</summary>
     public const string Image = "vllm/vllm-openai";
     public const string Tag = "v0.11.0";
-    public const string Cache = "/root/.cache/huggingface";
+    /// <summary>Hugging Face's cache (<c>HF_HOME</c>) on its volume, outside /root so the pod can run as a plain user.</summary>
+    public const string Cache = "/models/huggingface";
 
     public static IResourceBuilder<ContainerResource>? AddVllmWhenGpuPresent(this IDistributedApplicationBuilder builder)
     {
@@ -30,13 +32,16 @@ internal static partial class Vllm
         }
 
         var hfToken = builder.AddParameter("hf-token", secret: true);
-        var gpuMemory = builder.AddParameter("vllm-gpu-memory-utilization", "0.65", publishValueAsDefault: true);
-        var maxModelLength = builder.AddParameter("vllm-max-model-len", "32768", publishValueAsDefault: true);
-        var maxSequences = builder.AddParameter("vllm-max-num-seqs", "3", publishValueAsDefault: true);
-        var kvCacheType = builder.AddParameter("vllm-kv-cache-dtype", "fp8", publishValueAsDefault: true);
+        var gpuMemory = builder.AddParameterWithDefault("vllm-gpu-memory-utilization", "0.65");
+        var maxModelLength = builder.AddParameterWithDefault("vllm-max-model-len", "32768");
+        var maxSequences = builder.AddParameterWithDefault("vllm-max-num-seqs", "3");
+        var kvCacheType = builder.AddParameterWithDefault("vllm-kv-cache-dtype", "fp8");
 
         var vllm = builder.AddContainer(PlatformResources.Vllm, Image, Tag)
             .WithVolume(CacheVolume, Cache)
+            .WithEnvironment("HF_HOME", Cache)
+            // Triton, torch.compile and vLLM keep their caches under $HOME; /tmp is the pod's writable scratch.
+            .WithEnvironment("HOME", "/tmp")
             .WithEnvironment("HF_HUB_OFFLINE", "1")
             .WithArgs(
                 "--model", model,
@@ -55,7 +60,20 @@ internal static partial class Vllm
             })
             .WithHttpEndpoint(targetPort: 8000, name: PlatformResources.HttpEndpoint)
             .WithHttpHealthCheck("/health")
-            .WithContainerRuntimeArgs("--gpus", "all", "--ipc", "host");
+            .WithContainerRuntimeArgs("--gpus", "all", "--ipc", "host")
+            .WithKubernetesPod(pod => pod with
+            {
+                RunAsUser = 1000,
+                Gpus = 1,
+                CpuRequest = "4",
+                CpuLimit = "8",
+                MemoryRequest = "16Gi",
+                MemoryLimit = "32Gi",
+                VolumeSize = "100Gi",
+                HealthPath = "/health",
+                StartupAllowance = TimeSpan.FromMinutes(20),
+                Init = new PodInitStep("download-model", DownloadCommand(model, revision), new Dictionary<string, ParameterResource> { ["HF_TOKEN"] = hfToken.Resource }),
+            });
 
         if (!builder.ExecutionContext.IsPublishMode)
         {
@@ -64,6 +82,7 @@ internal static partial class Vllm
                 .WithEntrypoint(DownloadCommand(model, revision)[0])
                 .WithArgs(DownloadCommand(model, revision)[1..])
                 .WithEnvironment("HF_TOKEN", hfToken)
+                .WithEnvironment("HF_HOME", Cache)
                 .WithVolume(CacheVolume, Cache);
             vllm.WaitForCompletion(download);
         }

@@ -1,5 +1,5 @@
-using System.Text.RegularExpressions;
 using GoblinAspire.AppHost.DataStores;
+using GoblinAspire.AppHost.Kubernetes;
 using GoblinAspire.AppHost.Tests.Platform;
 using GoblinAspire.ServiceDefaults;
 using GoblinAspire.Testing;
@@ -10,9 +10,9 @@ namespace GoblinAspire.AppHost.Tests;
 
 /// <summary>
 /// The AppHost's app model, read without starting anything: what each service is wired to, which secrets it gets, how
-/// Redis and PostgreSQL run, and that the checked-in network policies follow the model's references.
+/// Redis and PostgreSQL run, and that the network policies the Kubernetes output writes follow the model's references.
 /// </summary>
-public sealed partial class AppModelTests
+public sealed class AppModelTests
 {
     [Fact]
     public async Task Each_service_gets_its_databases_redis_and_the_services_it_calls_in_aspires_formats()
@@ -128,14 +128,14 @@ public sealed partial class AppModelTests
             }
         }
 
-        var policies = File.ReadAllText(Path.Combine(ServiceProcess.RepositoryRoot(), "deploy", "kubernetes", "network-policies.yaml"));
+        var output = await KubernetesOutput.RenderAsync(model, app.Services.GetRequiredService<DistributedApplicationExecutionContext>(), new KubernetesSettings("registry.test", "1.0.0", "goblinaspire", 10), NullLogger.Instance, CancellationToken.None);
         var allowed = new Dictionary<string, HashSet<string>>();
-        foreach (var document in policies.Split("\n---\n"))
+        foreach (var policy in output.Policies.Where(p => p.Spec.Ingress is not null))
         {
-            var target = Component().Match(document.Split("ingress:")[0]);
-            if (target.Success && document.Contains("  ingress:\n    - from:", StringComparison.Ordinal) && !document.Contains("namespaceSelector", StringComparison.Ordinal))
+            var callers = policy.Spec.Ingress.Where(r => r.FromProperty is not null).SelectMany(r => r.FromProperty).Where(f => f.PodSelector is not null).Select(f => f.PodSelector.MatchLabels[Name]).ToHashSet();
+            if (callers.Count > 0)
             {
-                allowed[target.Groups[1].Value] = [.. Component().Matches(document.Split("ingress:")[1]).Select(m => m.Groups[1].Value)];
+                allowed[policy.Spec.PodSelector.MatchLabels[Name]] = callers;
             }
         }
 
@@ -145,10 +145,14 @@ public sealed partial class AppModelTests
             Assert.True(sources.SetEquals(allowed[target]), $"{target}: the policy allows {string.Join(", ", allowed[target])}, the app model references it from {string.Join(", ", sources)}");
         }
 
-        Assert.Contains("name: goblinaspire-default-deny-ingress", policies, StringComparison.Ordinal);
-        var open = policies.Split("\n---\n").Where(d => d.Contains("    - {}", StringComparison.Ordinal)).ToList();
-        Assert.Equal(PlatformResources.Gateway, Component().Match(Assert.Single(open)).Groups[1].Value);
+        var deny = Assert.Single(output.Policies, p => p.Metadata.Name == "default-deny-ingress");
+        Assert.Null(deny.Spec.Ingress);
+        Assert.Equal(["Ingress"], deny.Spec.PolicyTypes);
+        var open = output.Policies.Where(p => p.Spec.Ingress?.Any(r => r.FromProperty is null) == true).ToList();
+        Assert.Equal(PlatformResources.Gateway, Assert.Single(open).Spec.PodSelector.MatchLabels[Name]);
     }
+
+    private const string Name = "app.kubernetes.io/name";
 
     /// <summary>In run mode a developer's training jobs cannot see the servers' data or the services' folders.</summary>
     [Fact]
@@ -187,6 +191,4 @@ public sealed partial class AppModelTests
         return result.EnvironmentVariables.ToDictionary(StringComparer.Ordinal);
     }
 
-    [GeneratedRegex(@"app\.kubernetes\.io/component: ([a-z0-9-]+)")]
-    private static partial Regex Component();
 }

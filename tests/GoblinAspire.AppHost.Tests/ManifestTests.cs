@@ -59,6 +59,7 @@ public sealed class ManifestTests
             }
 
             Assert.True(resources.GetProperty(PlatformResources.Gateway).GetProperty("bindings").GetProperty(PlatformResources.HttpEndpoint).GetProperty("external").GetBoolean());
+            Assert.Equal(2, resources.GetProperty(PlatformResources.Gateway).GetProperty("replicas").GetInt32());
 
             // Every secret is a parameter marked secret, and anything secret-looking in any environment is a reference.
             string[] generated = ["postgres-password", "redis-password"];

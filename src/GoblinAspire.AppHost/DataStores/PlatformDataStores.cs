@@ -1,3 +1,4 @@
+using GoblinAspire.AppHost.Kubernetes;
 using GoblinAspire.ServiceDefaults;
 
 namespace GoblinAspire.AppHost.DataStores;
@@ -25,8 +26,11 @@ public sealed record PlatformDataStores(
         Func<string, IResourceWithConnectionString> database;
         if (mode.Kind == DataStoreKind.Containers)
         {
-            var server = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword).WithDataVolume();
-            redis = builder.AddRedis(PlatformResources.Redis, password: redisPassword).WithDataVolume().Resource;
+            // The official images' own users (uid 999); PostgreSQL also writes its socket folder.
+            var server = builder.AddPostgres(PlatformResources.Postgres, password: postgresPassword).WithDataVolume()
+                .WithKubernetesPod(pod => pod with { RunAsUser = 999, VolumeSize = "20Gi", MemoryLimit = "2Gi", Folders = [new("run", "/var/run/postgresql")] });
+            redis = builder.AddRedis(PlatformResources.Redis, password: redisPassword).WithDataVolume()
+                .WithKubernetesPod(pod => pod with { RunAsUser = 999, VolumeSize = "5Gi" }).Resource;
             postgres = server.Resource;
             database = name => server.AddDatabase(name).Resource;
         }
