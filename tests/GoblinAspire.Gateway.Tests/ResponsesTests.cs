@@ -348,7 +348,7 @@ public sealed class ResponsesTests(PlatformServers servers) : IAsyncLifetime
     [Fact]
     public async Task Input_items_page_newest_first()
     {
-        const string body = """{"model":"chat","input":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}""";
+        const string body = """{"model":"chat","input":[{"id":42,"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}""";
         using var created = await SendAsync(HttpMethod.Post, "/v1/responses", _key, body);
         var id = (string?)JsonNode.Parse(await created.Content.ReadAsStringAsync())!["id"];
 

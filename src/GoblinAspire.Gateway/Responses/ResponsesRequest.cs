@@ -409,7 +409,8 @@ public sealed class ResponsesRequest
         var copy = (JsonObject)item.DeepClone();
         var type = TypeOf(item)!;
         copy["type"] = type;
-        if (copy["id"] is not JsonValue)
+        // Ids are listed and paged by: a client's own id is kept only when it is a string.
+        if (copy["id"] is not JsonValue id || id.GetValueKind() != JsonValueKind.String)
         {
             copy["id"] = ResponseIds.New(type switch { "message" => "msg", "function_call" => "fc", _ => "fco" });
         }
