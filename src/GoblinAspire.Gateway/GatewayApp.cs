@@ -5,10 +5,12 @@ using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Protocols;
 using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Responses;
 using GoblinAspire.Gateway.Routing;
 using GoblinAspire.Gateway.Spend;
 using GoblinAspire.Gateway.Telemetry;
 using GoblinAspire.ServiceDefaults;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -34,6 +36,7 @@ public static class GatewayApp
         builder.AddValidatedOptions<GatewayOptions, GatewayOptionsValidator>(GatewayOptions.SectionName);
         builder.AddValidatedOptions<AccessOptions, AccessOptionsValidator>(AccessOptions.SectionName);
         builder.AddValidatedOptions<CacheOptions, CacheOptionsValidator>(CacheOptions.SectionName);
+        builder.AddValidatedOptions<ResponsesOptions, ResponsesOptionsValidator>(ResponsesOptions.SectionName);
         builder.AddGatewayCore();
 
         var app = builder.Build();
@@ -42,6 +45,7 @@ public static class GatewayApp
         app.UseStatusCodePages(context => OpenAiError.ForStatus(context.HttpContext).WriteAsync(context.HttpContext.Response));
         app.MapDefaultEndpoints();
         app.MapInference();
+        app.MapResponses();
         app.MapProviders();
         app.MapAdmin();
         return app;
@@ -51,7 +55,8 @@ public static class GatewayApp
     {
         ArgumentNullException.ThrowIfNull(builder);
         var services = builder.Services;
-        services.AddSingleton(TimeProvider.System);
+        // Tried: a test may bring its own clock (stored responses' retention).
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<OpenAiProtocol>();
         services.AddSingleton<RunPodProtocol>();
         services.AddSingleton<OllamaProtocol>();
@@ -69,6 +74,8 @@ public static class GatewayApp
         services.AddSingleton<DistributedRateLimiter>();
         services.AddSingleton<SpendQueries>();
         services.AddSingleton<ResponseCache>();
+        services.AddSingleton<ResponseStore>();
+        services.AddHostedService<ResponseRetention>();
         services.AddSingleton<UsageRecorder>();
         services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         services.AddSingleton<ProviderProbeService>();

@@ -76,6 +76,12 @@ public sealed class ProviderOptions
 
     /// <summary>Probe the provider in the background; probes feed health and the latency estimate.</summary>
     public bool HealthProbe { get; set; } = true;
+
+    /// <summary>
+    /// The provider serves OpenAI's Responses API itself (vLLM, OpenAI): <c>/v1/responses</c> requests are passed
+    /// through. Otherwise they are translated to chat completions and back.
+    /// </summary>
+    public bool NativeResponses { get; set; }
 }
 
 public sealed class ProviderModelOptions
@@ -256,6 +262,11 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
                 {
                     result.AddError("ContextLength must be positive.", $"{at}:Models:{m}:ContextLength");
                 }
+            }
+
+            if (provider.NativeResponses && provider.Kind is not (ProviderKinds.OpenAi or ProviderKinds.RunPod))
+            {
+                result.AddError("NativeResponses is for OpenAI-compatible providers (kinds openai and runpod); this kind gets Responses requests translated to its own API.", $"{at}:NativeResponses");
             }
 
             if (provider.Rpm is < 1 || provider.Tpm is < 1)

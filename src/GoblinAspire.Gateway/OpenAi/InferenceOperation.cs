@@ -5,6 +5,9 @@ public enum InferenceOperation
     Chat,
     Completions,
     Embeddings,
+
+    /// <summary>OpenAI's Responses API: served natively by some providers, translated to chat for the others.</summary>
+    Responses,
 }
 
 public static class InferenceOperationNames
@@ -14,12 +17,13 @@ public static class InferenceOperationNames
     {
         InferenceOperation.Chat => "chat",
         InferenceOperation.Completions => "text_completion",
+        InferenceOperation.Responses => "chat",
         _ => "embeddings",
     };
 
     public static string Capability(this InferenceOperation operation) => operation switch
     {
-        InferenceOperation.Chat => ModelCapabilities.Chat,
+        InferenceOperation.Chat or InferenceOperation.Responses => ModelCapabilities.Chat,
         InferenceOperation.Completions => ModelCapabilities.Completions,
         _ => ModelCapabilities.Embeddings,
     };

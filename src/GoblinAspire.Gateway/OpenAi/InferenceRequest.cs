@@ -98,11 +98,12 @@ public sealed class InferenceRequest
                 {
                     request.IncludeUsage = ReadIncludeUsage(ref reader);
                 }
-                else if ((name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8)) && reader.TokenType == JsonTokenType.Number)
+                else if ((name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8) || name.SequenceEqual("max_output_tokens"u8)) && reader.TokenType == JsonTokenType.Number)
                 {
                     if (!reader.TryGetInt32(out var maxTokens) || maxTokens < 1)
                     {
-                        error = OpenAiError.InvalidParameter(Encoding.UTF8.GetString(name), "max_tokens must be a positive integer.");
+                        var field = Encoding.UTF8.GetString(name);
+                        error = OpenAiError.InvalidParameter(field, $"{field} must be a positive integer.");
                         return null;
                     }
 
@@ -227,11 +228,13 @@ public sealed class InferenceRequest
         return name switch
         {
             _ when name.SequenceEqual("stream"u8) || name.SequenceEqual("parallel_tool_calls"u8) || name.SequenceEqual("store"u8) || name.SequenceEqual("echo"u8) => boolean ? null : "a boolean",
-            _ when name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8) || name.SequenceEqual("n"u8) || name.SequenceEqual("seed"u8)
+            _ when name.SequenceEqual("max_tokens"u8) || name.SequenceEqual("max_completion_tokens"u8) || name.SequenceEqual("max_output_tokens"u8) || name.SequenceEqual("n"u8) || name.SequenceEqual("seed"u8)
                 || name.SequenceEqual("top_logprobs"u8) || name.SequenceEqual("best_of"u8) || name.SequenceEqual("dimensions"u8)
                 || name.SequenceEqual("temperature"u8) || name.SequenceEqual("top_p"u8) || name.SequenceEqual("presence_penalty"u8) || name.SequenceEqual("frequency_penalty"u8) => number ? null : "a number",
-            _ when name.SequenceEqual("user"u8) || name.SequenceEqual("encoding_format"u8) || name.SequenceEqual("suffix"u8) => token == JsonTokenType.String ? null : "a string",
-            _ when name.SequenceEqual("stream_options"u8) || name.SequenceEqual("logit_bias"u8) || name.SequenceEqual("metadata"u8) || name.SequenceEqual("response_format"u8) => token == JsonTokenType.StartObject ? null : "an object",
+            _ when name.SequenceEqual("user"u8) || name.SequenceEqual("encoding_format"u8) || name.SequenceEqual("suffix"u8)
+                || name.SequenceEqual("instructions"u8) || name.SequenceEqual("previous_response_id"u8) => token == JsonTokenType.String ? null : "a string",
+            _ when name.SequenceEqual("stream_options"u8) || name.SequenceEqual("logit_bias"u8) || name.SequenceEqual("metadata"u8) || name.SequenceEqual("response_format"u8)
+                || name.SequenceEqual("text"u8) => token == JsonTokenType.StartObject ? null : "an object",
             _ when name.SequenceEqual("tools"u8) || name.SequenceEqual("functions"u8) => token == JsonTokenType.StartArray ? null : "an array",
             _ when name.SequenceEqual("stop"u8) => token is JsonTokenType.String or JsonTokenType.StartArray ? null : "a string or an array of strings",
             _ when name.SequenceEqual("tool_choice"u8) => token is JsonTokenType.String or JsonTokenType.StartObject ? null : "a string or an object",

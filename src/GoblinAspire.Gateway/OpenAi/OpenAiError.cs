@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace GoblinAspire.Gateway.OpenAi;
 
 /// <summary>An error in OpenAI's shape: <c>{"error":{"message","type","param","code"}}</c>.</summary>
-public sealed record OpenAiError(int StatusCode, string Message, string Type, string? Param = null, string? Code = null)
+public sealed record OpenAiError(int StatusCode, string Message, string Type, string? Param = null, string? Code = null) : IResult
 {
     public const string InvalidRequest = "invalid_request_error";
     public const string ServerError = "server_error";
@@ -44,6 +44,13 @@ public sealed record OpenAiError(int StatusCode, string Message, string Type, st
             >= 500 => new(status, "The server could not answer this request.", ServerError),
             _ => new(status, $"The request could not be served (HTTP {status}).", InvalidRequest, null, null),
         };
+    }
+
+    /// <summary>As an endpoint's result, so handlers can return it among TypedResults.</summary>
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        return WriteAsync(httpContext.Response);
     }
 
     public void WriteTo(Utf8JsonWriter writer)

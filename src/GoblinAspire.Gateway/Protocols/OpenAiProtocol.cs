@@ -29,6 +29,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
         {
             InferenceOperation.Chat => "/chat/completions",
             InferenceOperation.Completions => "/completions",
+            InferenceOperation.Responses => "/responses",
             _ => "/embeddings",
         }))
         {
@@ -123,9 +124,33 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
                 return;
             }
 
+            ReadAnswerObject(ref reader, relay);
+        }
+        catch (JsonException)
+        {
+            // Usage is for accounting; an odd body still goes to the client as the provider sent it.
+        }
+    }
+
+    /// <summary>
+    /// An answer object's members: <c>usage</c> and <c>model</c>, and the same inside <c>response</c> (a Responses API
+    /// stream carries its usage in the <c>response.completed</c> event's response).
+    /// </summary>
+    private static void ReadAnswerObject(ref Utf8JsonReader reader, RelayContext relay)
+    {
+        {
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("usage"u8))
+                if (reader.ValueTextEquals("response"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                    {
+                        ReadAnswerObject(ref reader, relay);
+                        continue;
+                    }
+                }
+                else if (reader.ValueTextEquals("usage"u8))
                 {
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.StartObject)
@@ -151,10 +176,6 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
                 reader.Skip();
             }
         }
-        catch (JsonException)
-        {
-            // Usage is for accounting; an odd body still goes to the client as the provider sent it.
-        }
     }
 
     private static void ReadStreamUsage(ReadOnlySequence<byte> sseEvent, RelayContext relay)
@@ -177,8 +198,9 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var isPrompt = reader.ValueTextEquals("prompt_tokens"u8);
-            var isCompletion = reader.ValueTextEquals("completion_tokens"u8);
+            // Chat and completions count prompt and completion tokens; the Responses API input and output tokens.
+            var isPrompt = reader.ValueTextEquals("prompt_tokens"u8) || reader.ValueTextEquals("input_tokens"u8);
+            var isCompletion = reader.ValueTextEquals("completion_tokens"u8) || reader.ValueTextEquals("output_tokens"u8);
             reader.Read();
             if (reader.TokenType == JsonTokenType.Number && (isPrompt || isCompletion))
             {

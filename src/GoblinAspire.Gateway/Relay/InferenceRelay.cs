@@ -4,6 +4,7 @@ using GoblinAspire.Gateway.Caching;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
 using GoblinAspire.Gateway.RateLimiting;
+using GoblinAspire.Gateway.Responses;
 using GoblinAspire.Gateway.Routing;
 using GoblinAspire.Gateway.Spend;
 using GoblinAspire.Gateway.Telemetry;
@@ -27,6 +28,7 @@ public sealed class InferenceRelay(
     UsageRecorder usage,
     SpendQueries spend,
     ResponseCache cache,
+    ResponseStore responses,
     IOptions<AccessOptions> access,
     GatewayMetrics metrics,
     TimeProvider time,
@@ -62,6 +64,19 @@ public sealed class InferenceRelay(
         {
             await parseError!.WriteAsync(http.Response);
             return;
+        }
+
+        ResponsesTurn? turn = null;
+        if (operation == InferenceOperation.Responses)
+        {
+            (turn, parseError) = await ResponsesTurn.PrepareAsync(request, key?.Id, responses, aborted);
+            if (turn is null)
+            {
+                await parseError!.WriteAsync(http.Response);
+                return;
+            }
+
+            request = turn.Request;
         }
 
         if (key is not null && !key.AllowsModel(request.Model))
@@ -118,7 +133,8 @@ public sealed class InferenceRelay(
         Outcome? outcome = null;
         try
         {
-            var cacheKey = cache.KeyFor(request, http.Request.Headers[CacheOptions.RequestHeader], key?.Team);
+            // A stored response has an identity its caller owns; a replay would hand out another caller's id.
+            var cacheKey = turn is { Conversation.Store: true } ? null : cache.KeyFor(request, http.Request.Headers[CacheOptions.RequestHeader], key?.Team);
             if (cacheKey is not null && await cache.GetAsync(cacheKey, aborted) is { } hit)
             {
                 metrics.Cache(hit: true);
@@ -140,7 +156,17 @@ public sealed class InferenceRelay(
                 http.Response.Body = capture;
             }
 
-            outcome = await RouteAsync(http, request, startedAt);
+            if (turn is not null)
+            {
+                turn.Answer = ResponsesAnswer.Install(http, turn.Conversation, request.Model, request.Stream, time);
+            }
+
+            outcome = await RouteAsync(http, request, startedAt, turn);
+            if (turn is not null)
+            {
+                await turn.CompleteAsync(http, outcome is { Complete: true, Status: StatusCodes.Status200OK }, key?.Id, responses, logger);
+            }
+
             // Only a whole, successful answer is cached: never an error, never a stream that broke off.
             if (capture is { Overflowed: false } && outcome is { Complete: true, Status: StatusCodes.Status200OK })
             {
@@ -185,7 +211,7 @@ public sealed class InferenceRelay(
         }
     }
 
-    private async Task<Outcome?> RouteAsync(HttpContext http, InferenceRequest request, long startedAt)
+    private async Task<Outcome?> RouteAsync(HttpContext http, InferenceRequest request, long startedAt, ResponsesTurn? turn)
     {
         var aborted = http.RequestAborted;
         var plan = router.Plan(request, http.Request.Headers[ProviderRouter.StrategyHeader]);
@@ -202,7 +228,7 @@ public sealed class InferenceRelay(
         {
             var deployment = plan.Candidates[attempt];
             var provider = deployment.Provider;
-            var relay = new RelayContext(http, deployment, request, time, startedAt, attempt + 1);
+            var relay = new RelayContext(http, deployment, turn?.RequestFor(provider) ?? request, time, startedAt, attempt + 1);
             DistributedRateLimiter.Lease? providerLease = null;
             if (provider.Options.Rpm is not null || provider.Options.Tpm is not null)
             {

@@ -66,7 +66,7 @@ public sealed class ProviderRouter(ProviderCatalog catalog, IOptions<GatewayOpti
                 StatusCodes.Status400BadRequest,
                 $"This model's maximum context length is {capable.Max(d => d.ContextLength)} tokens, and the request is about {request.EstimatedPromptTokens} tokens.",
                 OpenAiError.InvalidRequest,
-                "messages",
+                request.Operation == InferenceOperation.Responses ? "input" : "messages",
                 "context_length_exceeded"));
         }
 

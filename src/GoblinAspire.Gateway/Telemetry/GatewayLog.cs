@@ -16,4 +16,7 @@ internal static partial class GatewayLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway:Access:RequireKeys is false: requests without a virtual key are served, with no limits, budget or spend attribution.")]
     public static partial void AnonymousAccess(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A response was answered but could not be stored: {Error}")]
+    public static partial void ResponseNotStored(ILogger logger, string error);
 }
