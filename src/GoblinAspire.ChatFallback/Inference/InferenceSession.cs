@@ -25,6 +25,8 @@ public sealed class InferenceSession
     private readonly float[] _scores;
     private readonly float[] _logits;
     private readonly float[] _embedding;
+    private readonly float[] _cos;
+    private readonly float[] _sin;
 
     public InferenceSession(LlamaModel model, int contextLength, int threads)
     {
@@ -44,9 +46,9 @@ public sealed class InferenceSession
 
         _x = new float[config.Dimension];
         _normed = new ActivationInput(config.Dimension);
-        _attention = new ActivationInput(config.Dimension);
+        _attention = new ActivationInput(config.QueryDimension);
         _hidden = new ActivationInput(config.FeedForward);
-        _q = new float[config.Dimension];
+        _q = new float[config.QueryDimension];
         _k = new float[config.KvDimension];
         _v = new float[config.KvDimension];
         _projected = new float[config.Dimension];
@@ -55,6 +57,8 @@ public sealed class InferenceSession
         _scores = new float[ContextLength];
         _logits = new float[config.Vocabulary];
         _embedding = new float[config.Dimension];
+        _cos = new float[config.RopeDimensions / 2];
+        _sin = new float[config.RopeDimensions / 2];
     }
 
     public int ContextLength { get; }
@@ -83,6 +87,7 @@ public sealed class InferenceSession
         var kvDim = config.KvDimension;
         var group = config.Heads / config.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
+        RotationAngles(pos);
         for (var l = 0; l < config.Layers; l++)
         {
             var layer = _model.Layers[l];
@@ -91,8 +96,13 @@ public sealed class InferenceSession
             layer.Query.Multiply(_normed, _q, _threads);
             layer.Key.Multiply(_normed, _k, _threads);
             layer.Value.Multiply(_normed, _v, _threads);
-            Rope(_q, pos, headDim, config.RopeFrequencyBase);
-            Rope(_k, pos, headDim, config.RopeFrequencyBase);
+            AddBias(_q, layer.QueryBias);
+            AddBias(_k, layer.KeyBias);
+            AddBias(_v, layer.ValueBias);
+            HeadNorm(_q, layer.QueryNorm, headDim, config.NormEpsilon);
+            HeadNorm(_k, layer.KeyNorm, headDim, config.NormEpsilon);
+            Rotate(_q, headDim, config.RopeLayout);
+            Rotate(_k, headDim, config.RopeLayout);
             EnsureCache(l, pos + 1, kvDim);
             _k.CopyTo(_keys[l], pos * kvDim);
             _v.CopyTo(_values[l], pos * kvDim);
@@ -153,20 +163,62 @@ public sealed class InferenceSession
         TensorPrimitives.Multiply(destination, weight, destination);
     }
 
-    /// <summary>Rotary embedding in GGUF's Llama layout: adjacent pairs (2i, 2i+1) of each head are rotated.</summary>
-    public static void Rope(Span<float> vector, int position, int headDimension, float frequencyBase)
+    /// <summary>
+    /// The rotation of each pair at <paramref name="position"/>, computed as ggml does (so results match llama.cpp's to
+    /// the last bits): the angle starts at the position and is multiplied by base^(-2/n) per pair, then divided by
+    /// the pair's Llama 3 factor and scaled linearly.
+    /// </summary>
+    private void RotationAngles(int position)
     {
-        for (var i = 0; i < headDimension; i += 2)
+        var config = _model.Config;
+        var step = MathF.Pow(config.RopeFrequencyBase, -2f / config.RopeDimensions);
+        var factors = _model.RopeFactors;
+        float theta = position;
+        for (var i = 0; i < _cos.Length; i++)
         {
-            var theta = position * MathF.Pow(frequencyBase, -(float)i / headDimension);
-            var (sin, cos) = MathF.SinCos(theta);
-            for (var head = 0; head < vector.Length; head += headDimension)
+            var angle = config.RopeFrequencyScale * (factors is null ? theta : theta / factors[i]);
+            (_sin[i], _cos[i]) = MathF.SinCos(angle);
+            theta *= step;
+        }
+    }
+
+    /// <summary>Rotates every head of <paramref name="vector"/>: adjacent pairs (2i, 2i+1), or pairs (i, i + n/2) across the halves.</summary>
+    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout)
+    {
+        var pairs = _cos.Length;
+        for (var head = 0; head < vector.Length; head += headDimension)
+        {
+            for (var i = 0; i < pairs; i++)
             {
-                var a = vector[head + i];
-                var b = vector[head + i + 1];
-                vector[head + i] = (a * cos) - (b * sin);
-                vector[head + i + 1] = (a * sin) + (b * cos);
+                var (ia, ib) = layout == RopeLayout.Adjacent ? (head + (2 * i), head + (2 * i) + 1) : (head + i, head + i + pairs);
+                var a = vector[ia];
+                var b = vector[ib];
+                vector[ia] = (a * _cos[i]) - (b * _sin[i]);
+                vector[ib] = (a * _sin[i]) + (b * _cos[i]);
             }
+        }
+    }
+
+    private static void AddBias(float[] vector, float[]? bias)
+    {
+        if (bias is not null)
+        {
+            TensorPrimitives.Add(vector, bias, vector);
+        }
+    }
+
+    /// <summary>Qwen3's RMS norm of each head on its own.</summary>
+    private static void HeadNorm(float[] vector, float[]? weight, int headDimension, float epsilon)
+    {
+        if (weight is null)
+        {
+            return;
+        }
+
+        for (var head = 0; head < vector.Length; head += headDimension)
+        {
+            var span = vector.AsSpan(head, headDimension);
+            RmsNorm(span, weight, span, epsilon);
         }
     }
 

@@ -69,10 +69,24 @@ public static class Quants
                 }
 
                 break;
+            case GgmlType.Q5_K:
+                for (int b = 0, o = 0; o < destination.Length; b += 176, o += 256)
+                {
+                    DequantizeQ5K(source.Slice(b, 176), destination.Slice(o, 256));
+                }
+
+                break;
             case GgmlType.Q6_K:
                 for (int b = 0, o = 0; o < destination.Length; b += 210, o += 256)
                 {
                     DequantizeQ6K(source.Slice(b, 210), destination.Slice(o, 256));
+                }
+
+                break;
+            case GgmlType.BF16:
+                for (var i = 0; i < destination.Length; i++)
+                {
+                    destination[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source[(2 * i)..]) << 16);
                 }
 
                 break;
@@ -97,6 +111,30 @@ public static class Quants
             {
                 y[j + l] = (d1 * (q[qo + l] & 0x0F)) - min1;
                 y[j + 32 + l] = (d2 * (q[qo + l] >> 4)) - min2;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q5_K: Q4_K's header and nibbles plus 32 bytes of fifth bits; value l of 64-value group g takes bit 2g (low
+    /// nibble) or 2g+1 (high nibble) of byte l. Order in the block: d, dmin, scales (12), high bits (32), nibbles (128).
+    /// </summary>
+    private static void DequantizeQ5K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        var d = Half(block);
+        var dmin = Half(block[2..]);
+        var scales = block.Slice(4, 12);
+        var high = block.Slice(16, 32);
+        var q = block.Slice(48, 128);
+        for (int j = 0, sub = 0, qo = 0, bit = 0; j < 256; j += 64, sub += 2, qo += 32, bit += 2)
+        {
+            ScaleMin(sub, scales, out var sc1, out var m1);
+            ScaleMin(sub + 1, scales, out var sc2, out var m2);
+            float d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2;
+            for (var l = 0; l < 32; l++)
+            {
+                y[j + l] = (d1 * ((q[qo + l] & 0x0F) + (((high[l] >> bit) & 1) << 4))) - min1;
+                y[j + 32 + l] = (d2 * ((q[qo + l] >> 4) + (((high[l] >> (bit + 1)) & 1) << 4))) - min2;
             }
         }
     }
@@ -230,6 +268,88 @@ public static class Quants
             }
 
             sum += Half(block) * xd[b] * dot;
+        }
+
+        return sum;
+    }
+
+    /// <summary>
+    /// Dot product of an F16 row with float activations, converting eight halves at a time in registers: the 15 bits
+    /// below the sign, moved to a float's exponent/mantissa position and multiplied by 2^112, give the value for
+    /// normal and subnormal halves alike; infinities and NaNs get the all-ones exponent back.
+    /// </summary>
+    public static float DotF16(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(row);
+        var n = x.Length;
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var magic = Vector256.Create(0x77800000).AsSingle();
+            var exponent = Vector256.Create(0x7C00u);
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)i), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)(i + 8)), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)(i + 8)), acc1);
+            }
+
+            for (; i + 8 <= n; i += 8)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)i), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+            }
+
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += HalfTable[halves[i]] * x[i];
+        }
+
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Widen(Vector128<ushort> halves, Vector256<float> magic, Vector256<uint> exponent)
+    {
+        var (lower, upper) = Vector128.Widen(halves);
+        var bits = Vector256.Create(lower, upper);
+        var magnitude = (Vector256.ShiftLeft(bits & Vector256.Create(0x7FFFu), 13).AsSingle() * magic).AsUInt32();
+        var special = Vector256.Equals(bits & exponent, exponent) & Vector256.Create(0x7F800000u);
+        return (magnitude | special | Vector256.ShiftLeft(bits & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <summary>Dot product of a BF16 row with float activations: a bfloat16 is the top half of a float.</summary>
+    public static float DotBF16(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(row);
+        var n = x.Length;
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var (a, b) = Vector256.Widen(Vector256.LoadUnsafe(ref h, (nuint)i));
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(a, 16).AsSingle(), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(b, 16).AsSingle(), Vector256.LoadUnsafe(ref f, (nuint)(i + 8)), acc1);
+            }
+
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += BitConverter.Int32BitsToSingle(halves[i] << 16) * x[i];
         }
 
         return sum;

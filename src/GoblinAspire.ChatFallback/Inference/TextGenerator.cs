@@ -42,7 +42,7 @@ public static class TextGenerator
             cancellationToken.ThrowIfCancellationRequested();
             var next = sampler.Next(logits, history);
             generated++;
-            if (next == tokenizer.Eos || tokenizer.IsControl(next) && stops.Contains(tokenizer.Piece(next)))
+            if (tokenizer.IsEndOfGeneration(next) || tokenizer.IsControl(next) && stops.Contains(tokenizer.Piece(next)))
             {
                 finish = "stop";
                 break;

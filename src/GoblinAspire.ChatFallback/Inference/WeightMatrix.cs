@@ -85,6 +85,20 @@ public sealed class WeightMatrix
                 }
 
                 break;
+            case GgmlType.F16:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotF16(Row(r), input.Values);
+                }
+
+                break;
+            case GgmlType.BF16:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotBF16(Row(r), input.Values);
+                }
+
+                break;
             default:
                 var row = ArrayPool<float>.Shared.Rent(Columns);
                 try
