@@ -9,7 +9,7 @@ public sealed class TokenizerAndTemplateTests
 {
     private static readonly Lazy<LlamaModel> Model = new(() => LlamaModel.Load(TestModels.Create(GgmlType.F32)));
 
-    private static SentencePieceTokenizer Tokenizer => Model.Value.Tokenizer;
+    private static ITokenizer Tokenizer => Model.Value.Tokenizer;
 
     [Fact]
     public void Merges_follow_the_scores_and_spaces_become_the_word_marker()

@@ -158,6 +158,16 @@ public static class GgmlQuantizer
                 }
 
                 return f16;
+            case GgmlType.BF16:
+                var bf16 = new byte[values.Length * 2];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    // Round to nearest even, as ggml's converter does.
+                    var bits = BitConverter.SingleToUInt32Bits(values[i]);
+                    BinaryPrimitives.WriteUInt16LittleEndian(bf16.AsSpan(i * 2), (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16));
+                }
+
+                return bf16;
             case GgmlType.Q8_0:
                 var q8 = new byte[values.Length / 32 * 34];
                 for (var b = 0; b < values.Length / 32; b++)
@@ -206,6 +216,7 @@ public static class GgmlQuantizer
 
                 return q4;
             case GgmlType.Q4_K:
+            case GgmlType.Q5_K:
             case GgmlType.Q6_K:
                 // Random but well-formed super-blocks: the values they stand for are whatever they decode to.
                 var (per, size) = GgmlTypes.Block(type);
@@ -215,7 +226,7 @@ public static class GgmlQuantizer
 #pragma warning restore CA5394
                 for (var b = 0; b < bytes.Length; b += size)
                 {
-                    if (type == GgmlType.Q4_K)
+                    if (type is GgmlType.Q4_K or GgmlType.Q5_K)
                     {
                         BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b), (Half)0.0002f);
                         BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b + 2), (Half)0.0002f);

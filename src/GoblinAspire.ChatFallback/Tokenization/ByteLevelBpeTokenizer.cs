@@ -319,6 +319,9 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return new string(chars);
     }
 
+    /// <summary>The character GPT-2's alphabet spells <paramref name="value"/> with.</summary>
+    public static char SpellByte(byte value) => ByteToChar[value];
+
     /// <summary>GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the rest for U+0100 onwards in order.</summary>
     private static char[] BuildByteAlphabet()
     {

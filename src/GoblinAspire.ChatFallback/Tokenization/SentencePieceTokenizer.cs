@@ -123,15 +123,18 @@ public sealed class SentencePieceTokenizer : ITokenizer
             tokens.Add(Bos);
         }
 
+        // As llama.cpp: the text at the start and the text after each special token get the space prefix.
         var start = 0;
         var position = 0;
+        var afterSpecial = true;
         while (position < text.Length)
         {
             var special = parseSpecial ? SpecialAt(text, position) : null;
             if (special is { } match)
             {
-                EncodeFragment(text[start..position], start == 0, tokens);
+                afterSpecial = EncodeFragment(text[start..position], afterSpecial, tokens) ? false : afterSpecial;
                 tokens.Add(match.Id);
+                afterSpecial = true;
                 position += match.Text.Length;
                 start = position;
             }
@@ -141,7 +144,7 @@ public sealed class SentencePieceTokenizer : ITokenizer
             }
         }
 
-        EncodeFragment(text[start..], start == 0, tokens);
+        EncodeFragment(text[start..], afterSpecial, tokens);
         return tokens;
     }
 
@@ -188,14 +191,15 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return null;
     }
 
-    private void EncodeFragment(string fragment, bool atStart, List<int> tokens)
+    /// <summary>Encodes one stretch of plain text; false when it was empty (and so did nothing).</summary>
+    private bool EncodeFragment(string fragment, bool spacePrefix, List<int> tokens)
     {
         if (fragment.Length == 0)
         {
-            return;
+            return false;
         }
 
-        var normalized = ((atStart && AddSpacePrefix ? " " : "") + fragment).Replace(' ', Space);
+        var normalized = ((spacePrefix && AddSpacePrefix ? " " : "") + fragment).Replace(' ', Space);
         var symbols = new List<string>();
         for (var i = 0; i < normalized.Length;)
         {
@@ -261,6 +265,8 @@ public sealed class SentencePieceTokenizer : ITokenizer
                 tokens.Add(_byteIds[b] >= 0 ? _byteIds[b] : Unknown);
             }
         }
+
+        return true;
     }
 }
 
