@@ -6,7 +6,7 @@ namespace GoblinAspire.ChatFallback.Tests;
 
 public sealed class EngineTests
 {
-    public static TheoryData<GgmlType> WeightTypes => new(GgmlType.F32, GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K);
+    public static TheoryData<GgmlType> WeightTypes => new(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K);
 
     /// <summary>
     /// Tolerance: every logit within 0.1 % of the largest reference logit (plus 1e-4). For Q8_0 and Q4_0 weights the
@@ -112,6 +112,42 @@ public sealed class EngineTests
             // 16 values share a scale.
             Assert.Equal(0.125f * scales[i / 16] * (q[i] - 32), decoded[i], 3);
         }
+    }
+
+    /// <summary>The F16 and BF16 kernels convert in registers; zeros, subnormals, extremes and odd lengths included.</summary>
+    [Fact]
+    public void Half_precision_dot_kernels_agree_with_converting_each_value()
+    {
+        var random = new Random(9);
+        foreach (var length in new[] { 1, 7, 8, 16, 33, 256, 259 })
+        {
+            var x = Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+            var values = Enumerable.Range(0, length).Select(i => (i % 5) switch
+            {
+                0 => 0f,
+                1 => 3e-6f, // subnormal in F16
+                2 => -60000f,
+                _ => (float)((random.NextDouble() * 2) - 1),
+            }).ToArray();
+            foreach (var type in new[] { GgmlType.F16, GgmlType.BF16 })
+            {
+                var row = GgmlQuantizer.Quantize(type, values, random);
+                var floats = new float[length];
+                Quants.Dequantize(type, row, floats);
+                double expected = 0;
+                for (var i = 0; i < length; i++)
+                {
+                    expected += floats[i] * (double)x[i];
+                }
+
+                var actual = type == GgmlType.F16 ? Quants.DotF16(row, x) : Quants.DotBF16(row, x);
+                Assert.True(Math.Abs(actual - expected) <= 1e-3 * (1 + Math.Abs(expected)), $"{type} length {length}: {actual} vs {expected}");
+            }
+        }
+
+        var infinity = new byte[16];
+        BinaryPrimitives.WriteHalfLittleEndian(infinity, System.Half.PositiveInfinity);
+        Assert.Equal(float.PositiveInfinity, Quants.DotF16(infinity, [1, 0, 0, 0, 0, 0, 0, 0]));
     }
 
     [Fact]
