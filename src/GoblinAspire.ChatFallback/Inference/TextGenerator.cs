@@ -22,12 +22,8 @@ public static class TextGenerator
             throw new ArgumentException($"the prompt has {request.Prompt.Count} tokens; the context holds {session.ContextLength}");
         }
 
-        float[] logits = [];
-        foreach (var token in request.Prompt)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            logits = session.Forward(token);
-        }
+        cancellationToken.ThrowIfCancellationRequested();
+        var logits = session.Prefill(request.Prompt, cancellationToken);
 
         var tokenizer = model.Tokenizer;
         var sampler = new Sampler(request.Sampling);
