@@ -81,6 +81,7 @@ public sealed class WeightMatrix
         const int RowTile = 8;
         var rows = Rows;
         float[]? buffer = null;
+        Span<float> four = stackalloc float[4];
         try
         {
             for (var t0 = 0; t0 < tokens; t0 += TokenTile)
@@ -91,22 +92,23 @@ public sealed class WeightMatrix
                     var r1 = Math.Min(to, r0 + RowTile);
                     switch (Type)
                     {
-                        case GgmlType.Q8_0:
+                        case GgmlType.Q8_0 or GgmlType.Q4_0:
+                            var q4 = Type == GgmlType.Q4_0;
                             for (var r = r0; r < r1; r++)
                             {
-                                for (var t = t0; t < t1; t++)
+                                var t = t0;
+                                for (; t + 4 <= t1; t += 4)
                                 {
-                                    y[(t * rows) + r] = Quants.DotQ8(Row(r), input.QuantizedRow(t), input.ScaleRow(t));
+                                    Quants.DotTokens4(q4, Row(r), input.Quantized, input.Scales, Columns, t, four);
+                                    y[(t * rows) + r] = four[0];
+                                    y[((t + 1) * rows) + r] = four[1];
+                                    y[((t + 2) * rows) + r] = four[2];
+                                    y[((t + 3) * rows) + r] = four[3];
                                 }
-                            }
 
-                            break;
-                        case GgmlType.Q4_0:
-                            for (var r = r0; r < r1; r++)
-                            {
-                                for (var t = t0; t < t1; t++)
+                                for (; t < t1; t++)
                                 {
-                                    y[(t * rows) + r] = Quants.DotQ4(Row(r), input.QuantizedRow(t), input.ScaleRow(t));
+                                    y[(t * rows) + r] = q4 ? Quants.DotQ4(Row(r), input.QuantizedRow(t), input.ScaleRow(t)) : Quants.DotQ8(Row(r), input.QuantizedRow(t), input.ScaleRow(t));
                                 }
                             }
 
