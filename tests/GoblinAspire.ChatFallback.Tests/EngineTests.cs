@@ -162,13 +162,20 @@ public sealed class EngineTests
         }
 
         input.Quantize();
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0 })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K })
         {
             var row = GgmlQuantizer.Quantize(type, values, random);
             var dense = new float[256];
             Quants.Dequantize(type, row, dense);
             var exact = dense.Zip(input.Values, (a, b) => (double)a * b).Sum();
-            var fast = type == GgmlType.Q8_0 ? Quants.DotQ8(row, input.Quantized, input.Scales) : Quants.DotQ4(row, input.Quantized, input.Scales);
+            var fast = type switch
+            {
+                GgmlType.Q8_0 => Quants.DotQ8(row, input.Quantized, input.Scales),
+                GgmlType.Q4_0 => Quants.DotQ4(row, input.Quantized, input.Scales),
+                _ => Quants.DotQ4K(row, input.Quantized, input.Scales, input.Sums),
+            };
+            var rounded = dense.Select((w, i) => (double)w * input.Quantized[i] * input.Scales[i / 32]).Sum();
+            Assert.True(Math.Abs(rounded - fast) < 1e-3 * Math.Max(1, Math.Abs(rounded)), $"{type}: {fast} vs {rounded} with activations rounded to Q8_0");
             Assert.True(Math.Abs(exact - fast) < 0.05 * Math.Max(1, Math.Abs(exact)), $"{type}: {fast} vs {exact}");
         }
     }

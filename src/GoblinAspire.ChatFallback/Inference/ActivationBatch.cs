@@ -16,6 +16,10 @@ public sealed class ActivationBatch(int capacity, int length)
 
     public float[] Scales { get; } = new float[capacity * length / Quants.Q8Block];
 
+    public int[] Sums { get; } = new int[capacity * length / Quants.Q8Block];
+
+    public ReadOnlySpan<int> SumRow(int token) => Sums.AsSpan(token * Length / Quants.Q8Block, Length / Quants.Q8Block);
+
     public Span<float> Row(int token) => Values.AsSpan(token * Length, Length);
 
     public ReadOnlySpan<sbyte> QuantizedRow(int token) => Quantized.AsSpan(token * Length, Length);
@@ -33,6 +37,7 @@ public sealed class ActivationBatch(int capacity, int length)
         for (var t = 0; t < tokens; t++)
         {
             Quants.QuantizeQ8(Row(t), Quantized.AsSpan(t * Length, Length), Scales.AsSpan(t * Length / Quants.Q8Block, Length / Quants.Q8Block));
+            Quants.BlockSums(Quantized.AsSpan(t * Length, Length), Sums.AsSpan(t * Length / Quants.Q8Block, Length / Quants.Q8Block));
         }
     }
 }

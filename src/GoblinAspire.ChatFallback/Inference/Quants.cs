@@ -196,6 +196,77 @@ public static class Quants
         }
     }
 
+    /// <summary>Each Q8_0 block's sum of quants: what a Q4_K sub-block's minimum multiplies.</summary>
+    public static void BlockSums(ReadOnlySpan<sbyte> q, Span<int> sums)
+    {
+        for (var b = 0; b < sums.Length; b++)
+        {
+            var block = q.Slice(b * Q8Block, Q8Block);
+            var sum = 0;
+            foreach (var v in block)
+            {
+                sum += v;
+            }
+
+            sums[b] = sum;
+        }
+    }
+
+    /// <summary>
+    /// Dot product of a Q4_K row with Q8_0 activations, as ggml multiplies K-quants with 8-bit activations: per
+    /// 32-value sub-block, d·scale·xd·Σ(q·xq) − dmin·min·xd·Σxq. The quants are 0-15, so the byte products need no
+    /// sign trick.
+    /// </summary>
+    public static float DotQ4K(ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, ReadOnlySpan<int> xsum)
+    {
+        var superBlocks = xd.Length / 8;
+        var sum = 0f;
+        var acc = Vector256<float>.Zero;
+        ref var x = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetReference(xq));
+        var low = Vector256.Create((byte)0x0F);
+        var ones = Vector256.Create((short)1);
+        for (var s = 0; s < superBlocks; s++)
+        {
+            var block = row.Slice(s * 144, 144);
+            var d = Half(block);
+            var dmin = Half(block[2..]);
+            var scales = block.Slice(4, 12);
+            ref var q = ref MemoryMarshal.GetReference(block[16..]);
+            for (var g = 0; g < 4; g++)
+            {
+                ScaleMin(2 * g, scales, out var sc1, out var m1);
+                ScaleMin((2 * g) + 1, scales, out var sc2, out var m2);
+                var b1 = (s * 8) + (2 * g);
+                var b2 = b1 + 1;
+                sum -= dmin * ((m1 * xd[b1] * xsum[b1]) + (m2 * xd[b2] * xsum[b2]));
+                if (FastPath)
+                {
+                    var packed = Vector256.LoadUnsafe(ref q, (nuint)(g * 32));
+                    var lo = packed & low;
+                    var hi = Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & low;
+                    var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, Vector256.LoadUnsafe(ref x, (nuint)(b1 * Q8Block)).AsSByte()), ones);
+                    var p2 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, Vector256.LoadUnsafe(ref x, (nuint)(b2 * Q8Block)).AsSByte()), ones);
+                    acc = Fma.MultiplyAdd(Vector256.Create(d * sc1 * xd[b1]), Avx.ConvertToVector256Single(p1), acc);
+                    acc = Fma.MultiplyAdd(Vector256.Create(d * sc2 * xd[b2]), Avx.ConvertToVector256Single(p2), acc);
+                }
+                else
+                {
+                    int dot1 = 0, dot2 = 0;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        var packed = Unsafe.Add(ref q, (g * 32) + l);
+                        dot1 += (packed & 0x0F) * xq[(b1 * Q8Block) + l];
+                        dot2 += (packed >> 4) * xq[(b2 * Q8Block) + l];
+                    }
+
+                    sum += (d * sc1 * xd[b1] * dot1) + (d * sc2 * xd[b2] * dot2);
+                }
+            }
+        }
+
+        return sum + Vector256.Sum(acc);
+    }
+
     /// <summary>Dot product of a Q8_0 row with Q8_0 activations.</summary>
     public static float DotQ8(ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd)
     {

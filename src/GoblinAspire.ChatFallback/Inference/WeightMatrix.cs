@@ -38,7 +38,7 @@ public sealed class WeightMatrix
     public int Columns { get; }
 
     /// <summary>Whether this matrix multiplies from Q8_0-quantised activations (integer dots) rather than floats.</summary>
-    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0;
+    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K;
 
     public ReadOnlySpan<byte> Row(int row) => _data.AsSpan(row * _rowBytes, _rowBytes);
 
@@ -113,6 +113,16 @@ public sealed class WeightMatrix
                             }
 
                             break;
+                        case GgmlType.Q4_K:
+                            for (var r = r0; r < r1; r++)
+                            {
+                                for (var t = t0; t < t1; t++)
+                                {
+                                    y[(t * rows) + r] = Quants.DotQ4K(Row(r), input.QuantizedRow(t), input.ScaleRow(t), input.SumRow(t));
+                                }
+                            }
+
+                            break;
                         case GgmlType.F32:
                             for (var r = r0; r < r1; r++)
                             {
@@ -173,6 +183,13 @@ public sealed class WeightMatrix
                 }
 
                 break;
+            case GgmlType.Q4_K:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotQ4K(Row(r), input.Quantized, input.Scales, input.Sums);
+                }
+
+                break;
             case GgmlType.F32:
                 for (var r = from; r < to; r++)
                 {
@@ -224,6 +241,13 @@ public sealed class ActivationInput(int length)
 
     public float[] Scales { get; } = new float[length / Quants.Q8Block];
 
+    /// <summary>Each block's sum of quants, for Q4_K's minimums.</summary>
+    public int[] Sums { get; } = new int[length / Quants.Q8Block];
+
     /// <summary>Call after writing <see cref="Values"/>.</summary>
-    public void Quantize() => Quants.QuantizeQ8(Values, Quantized, Scales);
+    public void Quantize()
+    {
+        Quants.QuantizeQ8(Values, Quantized, Scales);
+        Quants.BlockSums(Quantized, Sums);
+    }
 }
