@@ -1,9 +1,10 @@
-// Written here rather than with Microsoft.ML.Tokenizers 2.0.1: its BpeTokenizer and its pre-tokenizers do not
-// reproduce llama.cpp's split for these files. llama.cpp applies a *sequence* of regexes per tokenizer.ggml.pre (SmolLM
-// first splits every digit off, the default pre-tokenizer runs four in turn, each over the previous one's pieces),
-// partitions special tokens longest-first over the whole text before any regex (user-defined tokens even without
-// special parsing), skips merges for words already in a Llama 3 vocabulary (ignore_merges), and falls back to
-// single-byte tokens in its own way. Each of these changes ids, and the parity tests hold this class to llama.cpp's.
+// Written here rather than on Microsoft.ML.Tokenizers 2.0.1: what decides llama.cpp's ids lies around the merge loop,
+// not in it. llama.cpp applies a *sequence* of regexes per tokenizer.ggml.pre (SmolLM first splits every digit off, the
+// default pre-tokenizer runs four in turn, each over the previous one's pieces), partitions special tokens longest-first
+// over the whole text before any regex (user-defined tokens even without special parsing), skips merges for words
+// already in a Llama 3 vocabulary (ignore_merges), and falls back to single-byte tokens in its own way. Rebuilding all
+// of that around the library's BpeTokenizer would leave it only the rank-ordered merge loop, so the whole tokenizer is
+// written here, and the parity tests hold it to llama.cpp's ids.
 using System.Text;
 using System.Text.RegularExpressions;
 using GoblinAspire.ChatFallback.Gguf;
