@@ -23,6 +23,6 @@ for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) {
 }
 const end = performance.now();
 const rss = process.memoryUsage().rss / 1048576;
-console.log(`engine=llama.cpp prefill_tps=${(promptTokens / ((first - start) / 1000)).toFixed(1)} decode_tps=${((count - 1) / ((end - first) / 1000)).toFixed(2)} rss_mb=${rss.toFixed(0)}`);
+console.log(`engine=llama.cpp prefill_tps=${(promptTokens / ((first - start) / 1000)).toFixed(1)} ttft_s=${((first - start) / 1000).toFixed(2)} decode_tps=${((count - 1) / ((end - first) / 1000)).toFixed(2)} rss_mb=${rss.toFixed(0)}`);
 await context.dispose();
 await model.dispose();

@@ -42,8 +42,8 @@ public sealed class ChatFallbackOptions
     [Required]
     public string CacheDirectory { get; set; } = "data/models";
 
-    /// <summary>chatml, zephyr or llama2; empty = recognised from the model's own template.</summary>
-    [RegularExpression("^(|chatml|zephyr|tinyllama|llama2|llama-2)$")]
+    /// <summary>chatml, zephyr, llama2, llama3 or smollm; empty = recognised from the model's own template.</summary>
+    [RegularExpression("^(|chatml|zephyr|tinyllama|llama2|llama-2|llama3|llama-3|smollm)$")]
     public string? ChatTemplate { get; set; }
 
     [Range(16, 131_072)]

@@ -6,7 +6,7 @@ namespace GoblinAspire.ChatFallback.Tests;
 
 public sealed class EngineTests
 {
-    public static TheoryData<GgmlType> WeightTypes => new(GgmlType.F32, GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K);
+    public static TheoryData<GgmlType> WeightTypes => new(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K);
 
     /// <summary>
     /// Tolerance: every logit within 0.1 % of the largest reference logit (plus 1e-4). For Q8_0 and Q4_0 weights the
@@ -114,6 +114,42 @@ public sealed class EngineTests
         }
     }
 
+    /// <summary>The F16 and BF16 kernels convert in registers; zeros, subnormals, extremes and odd lengths included.</summary>
+    [Fact]
+    public void Half_precision_dot_kernels_agree_with_converting_each_value()
+    {
+        var random = new Random(9);
+        foreach (var length in new[] { 1, 7, 8, 16, 33, 256, 259 })
+        {
+            var x = Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+            var values = Enumerable.Range(0, length).Select(i => (i % 5) switch
+            {
+                0 => 0f,
+                1 => 3e-6f, // subnormal in F16
+                2 => -60000f,
+                _ => (float)((random.NextDouble() * 2) - 1),
+            }).ToArray();
+            foreach (var type in new[] { GgmlType.F16, GgmlType.BF16 })
+            {
+                var row = GgmlQuantizer.Quantize(type, values, random);
+                var floats = new float[length];
+                Quants.Dequantize(type, row, floats);
+                double expected = 0;
+                for (var i = 0; i < length; i++)
+                {
+                    expected += floats[i] * (double)x[i];
+                }
+
+                var actual = type == GgmlType.F16 ? Quants.DotF16(row, x) : Quants.DotBF16(row, x);
+                Assert.True(Math.Abs(actual - expected) <= 1e-3 * (1 + Math.Abs(expected)), $"{type} length {length}: {actual} vs {expected}");
+            }
+        }
+
+        var infinity = new byte[16];
+        BinaryPrimitives.WriteHalfLittleEndian(infinity, System.Half.PositiveInfinity);
+        Assert.Equal(float.PositiveInfinity, Quants.DotF16(infinity, [1, 0, 0, 0, 0, 0, 0, 0]));
+    }
+
     [Fact]
     public void The_quantised_dot_products_agree_with_dequantised_floats()
     {
@@ -126,13 +162,20 @@ public sealed class EngineTests
         }
 
         input.Quantize();
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0 })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K })
         {
             var row = GgmlQuantizer.Quantize(type, values, random);
             var dense = new float[256];
             Quants.Dequantize(type, row, dense);
             var exact = dense.Zip(input.Values, (a, b) => (double)a * b).Sum();
-            var fast = type == GgmlType.Q8_0 ? Quants.DotQ8(row, input.Quantized, input.Scales) : Quants.DotQ4(row, input.Quantized, input.Scales);
+            var fast = type switch
+            {
+                GgmlType.Q8_0 => Quants.DotQ8(row, input.Quantized, input.Scales),
+                GgmlType.Q4_0 => Quants.DotQ4(row, input.Quantized, input.Scales),
+                _ => Quants.DotQ4K(row, input.Quantized, input.Scales, input.Sums),
+            };
+            var rounded = dense.Select((w, i) => (double)w * input.Quantized[i] * input.Scales[i / 32]).Sum();
+            Assert.True(Math.Abs(rounded - fast) < 1e-3 * Math.Max(1, Math.Abs(rounded)), $"{type}: {fast} vs {rounded} with activations rounded to Q8_0");
             Assert.True(Math.Abs(exact - fast) < 0.05 * Math.Max(1, Math.Abs(exact)), $"{type}: {fast} vs {exact}");
         }
     }

@@ -20,5 +20,5 @@ public static class TestModels
     /// <summary>The shape K-quant models need: every row a whole number of 256-value super-blocks.</summary>
     public static LlamaShape KQuantShape => new(Dimension: 256, Layers: 1, Heads: 4, KvHeads: 2, FeedForward: 256, Context: 128);
 
-    public static LlamaShape ShapeFor(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K ? KQuantShape : new LlamaShape();
+    public static LlamaShape ShapeFor(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K ? KQuantShape : new LlamaShape();
 }

@@ -34,10 +34,16 @@ public static class GgmlTypes
         GgmlType.F16 => (1, 2),
         GgmlType.Q8_0 => (32, 34),
         GgmlType.Q4_0 => (32, 18),
+        GgmlType.BF16 => (1, 2),
         GgmlType.Q4_K => (256, 144),
+        GgmlType.Q5_K => (256, 176),
         GgmlType.Q6_K => (256, 210),
-        _ => throw new GgufException($"tensor type {type} is not supported (supported: F32, F16, Q8_0, Q4_0, Q4_K, Q6_K)"),
+        _ => throw new GgufException($"tensor type {TypeName(type)} is not supported (supported: {Supported})"),
     };
+
+    public const string Supported = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K";
+
+    public static string TypeName(GgmlType type) => Enum.IsDefined(type) ? type.ToString() : $"#{(int)type}";
 
     public static long RowBytes(GgmlType type, long elements)
     {
@@ -158,6 +164,15 @@ public sealed class GgufFile
 
                 var type = (GgmlType)reader.U32();
                 var offset = reader.U64();
+                try
+                {
+                    GgmlTypes.Block(type);
+                }
+                catch (GgufException)
+                {
+                    throw new GgufException($"tensor {name} has type {GgmlTypes.TypeName(type)}, which this engine cannot run (supported: {GgmlTypes.Supported})");
+                }
+
                 tensors[name] = new GgufTensorInfo(name, dimensions, type, (long)offset);
             }
 

@@ -158,6 +158,16 @@ public static class GgmlQuantizer
                 }
 
                 return f16;
+            case GgmlType.BF16:
+                var bf16 = new byte[values.Length * 2];
+                for (var i = 0; i < values.Length; i++)
+                {
+                    // Round to nearest even, as ggml's converter does.
+                    var bits = BitConverter.SingleToUInt32Bits(values[i]);
+                    BinaryPrimitives.WriteUInt16LittleEndian(bf16.AsSpan(i * 2), (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16));
+                }
+
+                return bf16;
             case GgmlType.Q8_0:
                 var q8 = new byte[values.Length / 32 * 34];
                 for (var b = 0; b < values.Length / 32; b++)
@@ -206,29 +216,64 @@ public static class GgmlQuantizer
 
                 return q4;
             case GgmlType.Q4_K:
+            case GgmlType.Q5_K:
             case GgmlType.Q6_K:
-                // Random but well-formed super-blocks: the values they stand for are whatever they decode to.
-                var (per, size) = GgmlTypes.Block(type);
-                var bytes = new byte[values.Length / per * size];
-#pragma warning disable CA5394 // synthetic weights: reproducible, not secret
-                random.NextBytes(bytes);
-#pragma warning restore CA5394
-                for (var b = 0; b < bytes.Length; b += size)
-                {
-                    if (type == GgmlType.Q4_K)
-                    {
-                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b), (Half)0.0002f);
-                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b + 2), (Half)0.0002f);
-                    }
-                    else
-                    {
-                        BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(b + 208), (Half)0.00005f);
-                    }
-                }
-
-                return bytes;
+                return RandomKQuant(type, values, random);
             default:
                 throw new ArgumentException($"no quantiser for {type}", nameof(type));
         }
     }
+
+    /// <summary>
+    /// Random but well-formed K-quant super-blocks whose values are centred on zero with the spread of
+    /// <paramref name="values"/> (their own values are not kept): per sub-block a random scale, the minimum that centres
+    /// it, random quants. Real files' statistics without writing ggml's search for the best scales.
+    /// </summary>
+#pragma warning disable CA5394 // synthetic weights: reproducible, not secret
+    private static byte[] RandomKQuant(GgmlType type, float[] values, Random random)
+    {
+        var (per, size) = GgmlTypes.Block(type);
+        var spread = values.Length == 0 ? 0 : (float)Math.Sqrt(values.Sum(v => (double)v * v) / values.Length);
+        var bytes = new byte[values.Length / per * size];
+        random.NextBytes(bytes);
+        Span<int> scales = stackalloc int[8];
+        Span<int> mins = stackalloc int[8];
+        for (var b = 0; b < bytes.Length; b += size)
+        {
+            var block = bytes.AsSpan(b, size);
+            if (type == GgmlType.Q6_K)
+            {
+                // 16 signed scales of 8-16, quants 0-63 centred by ggml's own -32: spread = d · 12 · 18.5.
+                for (var i = 0; i < 16; i++)
+                {
+                    block[192 + i] = (byte)random.Next(8, 17);
+                }
+
+                BinaryPrimitives.WriteHalfLittleEndian(block[208..], (Half)(spread / 222f));
+                continue;
+            }
+
+            // Q4_K quants 0-15 (mean 7.5), Q5_K 0-31 (mean 15.5): the minimum is scale · mean, so values centre on zero.
+            var (low, high, mean) = type == GgmlType.Q4_K ? (4, 8, 7.5) : (2, 4, 15.5);
+            for (var j = 0; j < 8; j++)
+            {
+                scales[j] = random.Next(low, high + 1);
+                mins[j] = (int)Math.Round(scales[j] * mean);
+            }
+
+            for (var j = 0; j < 4; j++)
+            {
+                block[4 + j] = (byte)(scales[j] | ((scales[j + 4] >> 4) << 6));
+                block[8 + j] = (byte)(mins[j] | ((mins[j + 4] >> 4) << 6));
+                block[12 + j] = (byte)((scales[j + 4] & 0x0F) | ((mins[j + 4] & 0x0F) << 4));
+            }
+
+            var d = spread / (float)((low + high) / 2.0 * (type == GgmlType.Q4_K ? 4.6 : 9.2));
+            BinaryPrimitives.WriteHalfLittleEndian(block, (Half)d);
+            BinaryPrimitives.WriteHalfLittleEndian(block[2..], (Half)d);
+        }
+
+        return bytes;
+    }
+#pragma warning restore CA5394
 }

@@ -25,6 +25,8 @@ public sealed class InferenceSession
     private readonly float[] _scores;
     private readonly float[] _logits;
     private readonly float[] _embedding;
+    private readonly float[] _cos;
+    private readonly float[] _sin;
 
     public InferenceSession(LlamaModel model, int contextLength, int threads)
     {
@@ -44,9 +46,9 @@ public sealed class InferenceSession
 
         _x = new float[config.Dimension];
         _normed = new ActivationInput(config.Dimension);
-        _attention = new ActivationInput(config.Dimension);
+        _attention = new ActivationInput(config.QueryDimension);
         _hidden = new ActivationInput(config.FeedForward);
-        _q = new float[config.Dimension];
+        _q = new float[config.QueryDimension];
         _k = new float[config.KvDimension];
         _v = new float[config.KvDimension];
         _projected = new float[config.Dimension];
@@ -55,7 +57,14 @@ public sealed class InferenceSession
         _scores = new float[ContextLength];
         _logits = new float[config.Vocabulary];
         _embedding = new float[config.Dimension];
+        _cos = new float[config.RopeDimensions / 2];
+        _sin = new float[config.RopeDimensions / 2];
     }
+
+    /// <summary>Prompt tokens per batch in <see cref="Prefill"/>: enough to reuse each weight row many times, few enough that a batch's activations stay small.</summary>
+    public const int PrefillChunk = 64;
+
+    private Batch? _batch;
 
     public int ContextLength { get; }
 
@@ -83,6 +92,7 @@ public sealed class InferenceSession
         var kvDim = config.KvDimension;
         var group = config.Heads / config.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
+        RotationAngles(pos);
         for (var l = 0; l < config.Layers; l++)
         {
             var layer = _model.Layers[l];
@@ -91,8 +101,13 @@ public sealed class InferenceSession
             layer.Query.Multiply(_normed, _q, _threads);
             layer.Key.Multiply(_normed, _k, _threads);
             layer.Value.Multiply(_normed, _v, _threads);
-            Rope(_q, pos, headDim, config.RopeFrequencyBase);
-            Rope(_k, pos, headDim, config.RopeFrequencyBase);
+            AddBias(_q, layer.QueryBias);
+            AddBias(_k, layer.KeyBias);
+            AddBias(_v, layer.ValueBias);
+            HeadNorm(_q, layer.QueryNorm, headDim, config.NormEpsilon);
+            HeadNorm(_k, layer.KeyNorm, headDim, config.NormEpsilon);
+            Rotate(_q, headDim, config.RopeLayout);
+            Rotate(_k, headDim, config.RopeLayout);
             EnsureCache(l, pos + 1, kvDim);
             _k.CopyTo(_keys[l], pos * kvDim);
             _v.CopyTo(_values[l], pos * kvDim);
@@ -145,6 +160,160 @@ public sealed class InferenceSession
         return _logits;
     }
 
+    /// <summary>
+    /// Feeds a whole prompt (or any run of tokens) as matrix-matrix products over the batch, with causal attention
+    /// over the cache and the batch, and returns the logits after the last token only.
+    /// </summary>
+    public float[] Prefill(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (tokens.Count == 0)
+        {
+            throw new ArgumentException("no tokens to feed", nameof(tokens));
+        }
+
+        if (Position + tokens.Count > ContextLength)
+        {
+            throw new InvalidOperationException($"the context of {ContextLength} tokens is full");
+        }
+
+        for (var start = 0; start < tokens.Count; start += PrefillChunk)
+        {
+            var count = Math.Min(PrefillChunk, tokens.Count - start);
+            if (count == 1)
+            {
+                Forward(tokens[start]);
+                continue;
+            }
+
+            ForwardBatch(tokens, start, count, start + count == tokens.Count, cancellationToken);
+        }
+
+        return _logits;
+    }
+
+    private void ForwardBatch(IReadOnlyList<int> tokens, int start, int count, bool last, CancellationToken cancellationToken)
+    {
+        var config = _model.Config;
+        var dim = config.Dimension;
+        var queryDim = config.QueryDimension;
+        var kvDim = config.KvDimension;
+        var headDim = config.HeadDimension;
+        var group = config.Heads / config.KvHeads;
+        var scale = 1f / MathF.Sqrt(headDim);
+        var b = _batch ??= new Batch(config);
+        var pos0 = Position;
+        for (var t = 0; t < count; t++)
+        {
+            var token = tokens[start + t];
+            if ((uint)token >= (uint)config.Vocabulary)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens));
+            }
+
+            _model.Embedding.DequantizeRow(token, b.X.AsSpan(t * dim, dim));
+        }
+
+        for (var l = 0; l < config.Layers; l++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var layer = _model.Layers[l];
+            for (var t = 0; t < count; t++)
+            {
+                RmsNorm(b.X.AsSpan(t * dim, dim), layer.AttentionNorm, b.Normed.Row(t), config.NormEpsilon);
+            }
+
+            b.Normed.Quantize(count, layer.Query.UsesQuantizedInput || layer.Key.UsesQuantizedInput || layer.Value.UsesQuantizedInput);
+            layer.Query.MultiplyBatch(b.Normed, count, b.Q, _threads);
+            layer.Key.MultiplyBatch(b.Normed, count, b.K, _threads);
+            layer.Value.MultiplyBatch(b.Normed, count, b.V, _threads);
+            EnsureCache(l, pos0 + count, kvDim);
+            for (var t = 0; t < count; t++)
+            {
+                var q = b.Q.AsSpan(t * queryDim, queryDim);
+                var k = b.K.AsSpan(t * kvDim, kvDim);
+                var v = b.V.AsSpan(t * kvDim, kvDim);
+                AddBias(q, layer.QueryBias);
+                AddBias(k, layer.KeyBias);
+                AddBias(v, layer.ValueBias);
+                HeadNorm(q, layer.QueryNorm, headDim, config.NormEpsilon);
+                HeadNorm(k, layer.KeyNorm, headDim, config.NormEpsilon);
+                RotationAngles(pos0 + t);
+                Rotate(q, headDim, config.RopeLayout);
+                Rotate(k, headDim, config.RopeLayout);
+                k.CopyTo(_keys[l].AsSpan((pos0 + t) * kvDim));
+                v.CopyTo(_values[l].AsSpan((pos0 + t) * kvDim));
+            }
+
+            // Causal attention: token t of the batch sees the cache up to its own position; (token, head) pairs in parallel.
+            var keys = _keys[l];
+            var values = _values[l];
+            Parallel.For(
+                0,
+                count * config.Heads,
+                new ParallelOptions { MaxDegreeOfParallelism = _threads },
+                () => new float[ContextLength],
+                (item, _, scores) =>
+                {
+                    var t = item / config.Heads;
+                    var h = item % config.Heads;
+                    var length = pos0 + t + 1;
+                    var query = b.Q.AsSpan((t * queryDim) + (h * headDim), headDim);
+                    var kvOffset = h / group * headDim;
+                    var span = scores.AsSpan(0, length);
+                    for (var s = 0; s < length; s++)
+                    {
+                        span[s] = TensorPrimitives.Dot(query, keys.AsSpan((s * kvDim) + kvOffset, headDim)) * scale;
+                    }
+
+                    TensorPrimitives.SoftMax(span, span);
+                    var head = b.Attention.Row(t).Slice(h * headDim, headDim);
+                    head.Clear();
+                    for (var s = 0; s < length; s++)
+                    {
+                        TensorPrimitives.MultiplyAdd(values.AsSpan((s * kvDim) + kvOffset, headDim), span[s], head, head);
+                    }
+
+                    return scores;
+                },
+                _ => { });
+
+            b.Attention.Quantize(count, layer.Output.UsesQuantizedInput);
+            layer.Output.MultiplyBatch(b.Attention, count, b.Projected, _threads);
+            TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
+
+            for (var t = 0; t < count; t++)
+            {
+                RmsNorm(b.X.AsSpan(t * dim, dim), layer.FeedForwardNorm, b.Normed.Row(t), config.NormEpsilon);
+            }
+
+            b.Normed.Quantize(count, layer.Gate.UsesQuantizedInput || layer.Up.UsesQuantizedInput);
+            layer.Gate.MultiplyBatch(b.Normed, count, b.Gate, _threads);
+            layer.Up.MultiplyBatch(b.Normed, count, b.Up, _threads);
+            var hidden = b.Hidden.Values.AsSpan(0, count * config.FeedForward);
+            // SwiGLU: silu(gate) · up.
+            for (var i = 0; i < hidden.Length; i++)
+            {
+                var g = b.Gate[i];
+                hidden[i] = g / (1f + MathF.Exp(-g)) * b.Up[i];
+            }
+
+            b.Hidden.Quantize(count, layer.Down.UsesQuantizedInput);
+            layer.Down.MultiplyBatch(b.Hidden, count, b.Projected, _threads);
+            TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
+        }
+
+        Position = pos0 + count;
+        if (last)
+        {
+            // Only the last token's logits are wanted: the vocabulary projection runs once, not once per token.
+            b.X.AsSpan((count - 1) * dim, dim).CopyTo(_x);
+            RmsNorm(_x, _model.OutputNorm, _normed.Values, config.NormEpsilon);
+            _normed.Quantize();
+            _model.Output.Multiply(_normed, _logits, _threads);
+        }
+    }
+
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> destination, float epsilon)
     {
         var meanSquare = TensorPrimitives.SumOfSquares(x) / x.Length;
@@ -153,20 +322,62 @@ public sealed class InferenceSession
         TensorPrimitives.Multiply(destination, weight, destination);
     }
 
-    /// <summary>Rotary embedding in GGUF's Llama layout: adjacent pairs (2i, 2i+1) of each head are rotated.</summary>
-    public static void Rope(Span<float> vector, int position, int headDimension, float frequencyBase)
+    /// <summary>
+    /// The rotation of each pair at <paramref name="position"/>, computed as ggml does (so results match llama.cpp's to
+    /// the last bits): the angle starts at the position and is multiplied by base^(-2/n) per pair, then divided by
+    /// the pair's Llama 3 factor and scaled linearly.
+    /// </summary>
+    private void RotationAngles(int position)
     {
-        for (var i = 0; i < headDimension; i += 2)
+        var config = _model.Config;
+        var step = MathF.Pow(config.RopeFrequencyBase, -2f / config.RopeDimensions);
+        var factors = _model.RopeFactors;
+        float theta = position;
+        for (var i = 0; i < _cos.Length; i++)
         {
-            var theta = position * MathF.Pow(frequencyBase, -(float)i / headDimension);
-            var (sin, cos) = MathF.SinCos(theta);
-            for (var head = 0; head < vector.Length; head += headDimension)
+            var angle = config.RopeFrequencyScale * (factors is null ? theta : theta / factors[i]);
+            (_sin[i], _cos[i]) = MathF.SinCos(angle);
+            theta *= step;
+        }
+    }
+
+    /// <summary>Rotates every head of <paramref name="vector"/>: adjacent pairs (2i, 2i+1), or pairs (i, i + n/2) across the halves.</summary>
+    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout)
+    {
+        var pairs = _cos.Length;
+        for (var head = 0; head < vector.Length; head += headDimension)
+        {
+            for (var i = 0; i < pairs; i++)
             {
-                var a = vector[head + i];
-                var b = vector[head + i + 1];
-                vector[head + i] = (a * cos) - (b * sin);
-                vector[head + i + 1] = (a * sin) + (b * cos);
+                var (ia, ib) = layout == RopeLayout.Adjacent ? (head + (2 * i), head + (2 * i) + 1) : (head + i, head + i + pairs);
+                var a = vector[ia];
+                var b = vector[ib];
+                vector[ia] = (a * _cos[i]) - (b * _sin[i]);
+                vector[ib] = (a * _sin[i]) + (b * _cos[i]);
             }
+        }
+    }
+
+    private static void AddBias(Span<float> vector, float[]? bias)
+    {
+        if (bias is not null)
+        {
+            TensorPrimitives.Add(vector, bias, vector);
+        }
+    }
+
+    /// <summary>Qwen3's RMS norm of each head on its own.</summary>
+    private static void HeadNorm(Span<float> vector, float[]? weight, int headDimension, float epsilon)
+    {
+        if (weight is null)
+        {
+            return;
+        }
+
+        for (var head = 0; head < vector.Length; head += headDimension)
+        {
+            var span = vector.Slice(head, headDimension);
+            RmsNorm(span, weight, span, epsilon);
         }
     }
 
@@ -180,5 +391,29 @@ public sealed class InferenceSession
         var capacity = Math.Min(ContextLength, Math.Max(tokens, Math.Max(64, _keys[layer].Length / kvDim * 2))) * kvDim;
         Array.Resize(ref _keys[layer], capacity);
         Array.Resize(ref _values[layer], capacity);
+    }
+
+    /// <summary>The scratch of <see cref="Prefill"/>, one row per token of a chunk; made on first use.</summary>
+    private sealed class Batch(LlamaConfig config)
+    {
+        public float[] X { get; } = new float[PrefillChunk * config.Dimension];
+
+        public ActivationBatch Normed { get; } = new(PrefillChunk, config.Dimension);
+
+        public float[] Q { get; } = new float[PrefillChunk * config.QueryDimension];
+
+        public float[] K { get; } = new float[PrefillChunk * config.KvDimension];
+
+        public float[] V { get; } = new float[PrefillChunk * config.KvDimension];
+
+        public ActivationBatch Attention { get; } = new(PrefillChunk, config.QueryDimension);
+
+        public float[] Projected { get; } = new float[PrefillChunk * config.Dimension];
+
+        public float[] Gate { get; } = new float[PrefillChunk * config.FeedForward];
+
+        public float[] Up { get; } = new float[PrefillChunk * config.FeedForward];
+
+        public ActivationBatch Hidden { get; } = new(PrefillChunk, config.FeedForward);
     }
 }

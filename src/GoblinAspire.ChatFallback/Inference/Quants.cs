@@ -69,10 +69,24 @@ public static class Quants
                 }
 
                 break;
+            case GgmlType.Q5_K:
+                for (int b = 0, o = 0; o < destination.Length; b += 176, o += 256)
+                {
+                    DequantizeQ5K(source.Slice(b, 176), destination.Slice(o, 256));
+                }
+
+                break;
             case GgmlType.Q6_K:
                 for (int b = 0, o = 0; o < destination.Length; b += 210, o += 256)
                 {
                     DequantizeQ6K(source.Slice(b, 210), destination.Slice(o, 256));
+                }
+
+                break;
+            case GgmlType.BF16:
+                for (var i = 0; i < destination.Length; i++)
+                {
+                    destination[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source[(2 * i)..]) << 16);
                 }
 
                 break;
@@ -97,6 +111,30 @@ public static class Quants
             {
                 y[j + l] = (d1 * (q[qo + l] & 0x0F)) - min1;
                 y[j + 32 + l] = (d2 * (q[qo + l] >> 4)) - min2;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q5_K: Q4_K's header and nibbles plus 32 bytes of fifth bits; value l of 64-value group g takes bit 2g (low
+    /// nibble) or 2g+1 (high nibble) of byte l. Order in the block: d, dmin, scales (12), high bits (32), nibbles (128).
+    /// </summary>
+    private static void DequantizeQ5K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        var d = Half(block);
+        var dmin = Half(block[2..]);
+        var scales = block.Slice(4, 12);
+        var high = block.Slice(16, 32);
+        var q = block.Slice(48, 128);
+        for (int j = 0, sub = 0, qo = 0, bit = 0; j < 256; j += 64, sub += 2, qo += 32, bit += 2)
+        {
+            ScaleMin(sub, scales, out var sc1, out var m1);
+            ScaleMin(sub + 1, scales, out var sc2, out var m2);
+            float d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2;
+            for (var l = 0; l < 32; l++)
+            {
+                y[j + l] = (d1 * ((q[qo + l] & 0x0F) + (((high[l] >> bit) & 1) << 4))) - min1;
+                y[j + 32 + l] = (d2 * ((q[qo + l] >> 4) + (((high[l] >> (bit + 1)) & 1) << 4))) - min2;
             }
         }
     }
@@ -156,6 +194,77 @@ public static class Quants
                 q[o + j] = (sbyte)MathF.Round(block[j] * inverse, MidpointRounding.AwayFromZero);
             }
         }
+    }
+
+    /// <summary>Each Q8_0 block's sum of quants: what a Q4_K sub-block's minimum multiplies.</summary>
+    public static void BlockSums(ReadOnlySpan<sbyte> q, Span<int> sums)
+    {
+        for (var b = 0; b < sums.Length; b++)
+        {
+            var block = q.Slice(b * Q8Block, Q8Block);
+            var sum = 0;
+            foreach (var v in block)
+            {
+                sum += v;
+            }
+
+            sums[b] = sum;
+        }
+    }
+
+    /// <summary>
+    /// Dot product of a Q4_K row with Q8_0 activations, as ggml multiplies K-quants with 8-bit activations: per
+    /// 32-value sub-block, d·scale·xd·Σ(q·xq) − dmin·min·xd·Σxq. The quants are 0-15, so the byte products need no
+    /// sign trick.
+    /// </summary>
+    public static float DotQ4K(ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, ReadOnlySpan<int> xsum)
+    {
+        var superBlocks = xd.Length / 8;
+        var sum = 0f;
+        var acc = Vector256<float>.Zero;
+        ref var x = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetReference(xq));
+        var low = Vector256.Create((byte)0x0F);
+        var ones = Vector256.Create((short)1);
+        for (var s = 0; s < superBlocks; s++)
+        {
+            var block = row.Slice(s * 144, 144);
+            var d = Half(block);
+            var dmin = Half(block[2..]);
+            var scales = block.Slice(4, 12);
+            ref var q = ref MemoryMarshal.GetReference(block[16..]);
+            for (var g = 0; g < 4; g++)
+            {
+                ScaleMin(2 * g, scales, out var sc1, out var m1);
+                ScaleMin((2 * g) + 1, scales, out var sc2, out var m2);
+                var b1 = (s * 8) + (2 * g);
+                var b2 = b1 + 1;
+                sum -= dmin * ((m1 * xd[b1] * xsum[b1]) + (m2 * xd[b2] * xsum[b2]));
+                if (FastPath)
+                {
+                    var packed = Vector256.LoadUnsafe(ref q, (nuint)(g * 32));
+                    var lo = packed & low;
+                    var hi = Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & low;
+                    var p1 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(lo, Vector256.LoadUnsafe(ref x, (nuint)(b1 * Q8Block)).AsSByte()), ones);
+                    var p2 = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(hi, Vector256.LoadUnsafe(ref x, (nuint)(b2 * Q8Block)).AsSByte()), ones);
+                    acc = Fma.MultiplyAdd(Vector256.Create(d * sc1 * xd[b1]), Avx.ConvertToVector256Single(p1), acc);
+                    acc = Fma.MultiplyAdd(Vector256.Create(d * sc2 * xd[b2]), Avx.ConvertToVector256Single(p2), acc);
+                }
+                else
+                {
+                    int dot1 = 0, dot2 = 0;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        var packed = Unsafe.Add(ref q, (g * 32) + l);
+                        dot1 += (packed & 0x0F) * xq[(b1 * Q8Block) + l];
+                        dot2 += (packed >> 4) * xq[(b2 * Q8Block) + l];
+                    }
+
+                    sum += (d * sc1 * xd[b1] * dot1) + (d * sc2 * xd[b2] * dot2);
+                }
+            }
+        }
+
+        return sum + Vector256.Sum(acc);
     }
 
     /// <summary>Dot product of a Q8_0 row with Q8_0 activations.</summary>
@@ -233,6 +342,158 @@ public static class Quants
         }
 
         return sum;
+    }
+
+    /// <summary>
+    /// Dot product of an F16 row with float activations, converting eight halves at a time in registers: the 15 bits
+    /// below the sign, moved to a float's exponent/mantissa position and multiplied by 2^112, give the value for
+    /// normal and subnormal halves alike; infinities and NaNs get the all-ones exponent back.
+    /// </summary>
+    public static float DotF16(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(row);
+        var n = x.Length;
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var magic = Vector256.Create(0x77800000).AsSingle();
+            var exponent = Vector256.Create(0x7C00u);
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)i), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)(i + 8)), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)(i + 8)), acc1);
+            }
+
+            for (; i + 8 <= n; i += 8)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Widen(Vector128.LoadUnsafe(ref h, (nuint)i), magic, exponent), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+            }
+
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += HalfTable[halves[i]] * x[i];
+        }
+
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Widen(Vector128<ushort> halves, Vector256<float> magic, Vector256<uint> exponent)
+    {
+        var (lower, upper) = Vector128.Widen(halves);
+        var bits = Vector256.Create(lower, upper);
+        var magnitude = (Vector256.ShiftLeft(bits & Vector256.Create(0x7FFFu), 13).AsSingle() * magic).AsUInt32();
+        var special = Vector256.Equals(bits & exponent, exponent) & Vector256.Create(0x7F800000u);
+        return (magnitude | special | Vector256.ShiftLeft(bits & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <summary>Dot product of a BF16 row with float activations: a bfloat16 is the top half of a float.</summary>
+    public static float DotBF16(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(row);
+        var n = x.Length;
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var (a, b) = Vector256.Widen(Vector256.LoadUnsafe(ref h, (nuint)i));
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(a, 16).AsSingle(), Vector256.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(b, 16).AsSingle(), Vector256.LoadUnsafe(ref f, (nuint)(i + 8)), acc1);
+            }
+
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += BitConverter.Int32BitsToSingle(halves[i] << 16) * x[i];
+        }
+
+        return sum;
+    }
+
+    /// <summary>
+    /// Dots of one Q8_0 or Q4_0 row with four tokens' Q8_0 activations (rows <paramref name="token"/> to +3 of a batch
+    /// whose rows are <paramref name="columns"/> long): each weight block is loaded, unpacked and made unsigned once
+    /// for all four, and with AVX-VNNI one instruction does the byte products and their sums.
+    /// </summary>
+    public static void DotTokens4(bool q4, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> xq, ReadOnlySpan<float> xd, int columns, int token, Span<float> result)
+    {
+        var blocks = columns / Q8Block;
+        if (!FastPath)
+        {
+            for (var k = 0; k < 4; k++)
+            {
+                var q = xq.Slice((token + k) * columns, columns);
+                var d = xd.Slice((token + k) * blocks, blocks);
+                result[k] = q4 ? DotQ4(row, q, d) : DotQ8(row, q, d);
+            }
+
+            return;
+        }
+
+        ref var w = ref MemoryMarshal.GetReference(row);
+        ref var x = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetReference(xq));
+        ref var scales = ref MemoryMarshal.GetReference(xd);
+        var low = Vector128.Create((byte)0x0F);
+        var eight = Vector256.Create((sbyte)8);
+        var ones = Vector256.Create((short)1);
+        var vnni = AvxVnni.IsSupported;
+        var blockBytes = q4 ? 18 : 34;
+        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        nuint x0 = (nuint)(token * columns), x1 = x0 + (nuint)columns, x2 = x1 + (nuint)columns, x3 = x2 + (nuint)columns;
+        int s0 = token * blocks, s1 = s0 + blocks, s2 = s1 + blocks, s3 = s2 + blocks;
+        for (var b = 0; b < blocks; b++)
+        {
+            var offset = (nuint)(b * blockBytes);
+            var dw = HalfTable[Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref w, offset))];
+            Vector256<sbyte> wq;
+            if (q4)
+            {
+                var packed = Vector128.LoadUnsafe(ref w, offset + 2);
+                wq = Avx2.Subtract(Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & low).AsSByte(), eight);
+            }
+            else
+            {
+                wq = Vector256.LoadUnsafe(ref w, offset + 2).AsSByte();
+            }
+
+            var magnitude = Avx2.Abs(wq);
+            var column = (nuint)(b * Q8Block);
+            acc0 = Accumulate(magnitude, wq, Vector256.LoadUnsafe(ref x, x0 + column).AsSByte(), dw * Unsafe.Add(ref scales, s0 + b), acc0, vnni, ones);
+            acc1 = Accumulate(magnitude, wq, Vector256.LoadUnsafe(ref x, x1 + column).AsSByte(), dw * Unsafe.Add(ref scales, s1 + b), acc1, vnni, ones);
+            acc2 = Accumulate(magnitude, wq, Vector256.LoadUnsafe(ref x, x2 + column).AsSByte(), dw * Unsafe.Add(ref scales, s2 + b), acc2, vnni, ones);
+            acc3 = Accumulate(magnitude, wq, Vector256.LoadUnsafe(ref x, x3 + column).AsSByte(), dw * Unsafe.Add(ref scales, s3 + b), acc3, vnni, ones);
+        }
+
+        result[0] = Vector256.Sum(acc0);
+        result[1] = Vector256.Sum(acc1);
+        result[2] = Vector256.Sum(acc2);
+        result[3] = Vector256.Sum(acc3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Accumulate(Vector256<byte> magnitude, Vector256<sbyte> w, Vector256<sbyte> x, float scale, Vector256<float> acc, bool vnni, Vector256<short> ones)
+    {
+        var signed = Avx2.Sign(x, w);
+        var sums = vnni
+            ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, magnitude, signed)
+            : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, signed), ones);
+        return Fma.MultiplyAdd(Vector256.Create(scale), Avx.ConvertToVector256Single(sums), acc);
     }
 
     /// <summary>

@@ -22,12 +22,8 @@ public static class TextGenerator
             throw new ArgumentException($"the prompt has {request.Prompt.Count} tokens; the context holds {session.ContextLength}");
         }
 
-        float[] logits = [];
-        foreach (var token in request.Prompt)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            logits = session.Forward(token);
-        }
+        cancellationToken.ThrowIfCancellationRequested();
+        var logits = session.Prefill(request.Prompt, cancellationToken);
 
         var tokenizer = model.Tokenizer;
         var sampler = new Sampler(request.Sampling);
@@ -42,7 +38,7 @@ public static class TextGenerator
             cancellationToken.ThrowIfCancellationRequested();
             var next = sampler.Next(logits, history);
             generated++;
-            if (next == tokenizer.Eos || tokenizer.IsControl(next) && stops.Contains(tokenizer.Piece(next)))
+            if (tokenizer.IsEndOfGeneration(next) || tokenizer.IsControl(next) && stops.Contains(tokenizer.Piece(next)))
             {
                 finish = "stop";
                 break;

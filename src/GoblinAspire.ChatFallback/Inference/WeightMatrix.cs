@@ -38,7 +38,7 @@ public sealed class WeightMatrix
     public int Columns { get; }
 
     /// <summary>Whether this matrix multiplies from Q8_0-quantised activations (integer dots) rather than floats.</summary>
-    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0;
+    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K;
 
     public ReadOnlySpan<byte> Row(int row) => _data.AsSpan(row * _rowBytes, _rowBytes);
 
@@ -60,6 +60,111 @@ public sealed class WeightMatrix
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => MultiplyRows(input, y, c * per, Math.Min(Rows, (c + 1) * per)));
     }
 
+    /// <summary>
+    /// <c>Y = X·Wᵀ</c> for the first <paramref name="tokens"/> rows of <paramref name="input"/>: <paramref name="y"/>
+    /// gets one row of <see cref="Rows"/> outputs per token. Each weight row is decoded once and dotted with every
+    /// token while it is in cache; rows are split across threads.
+    /// </summary>
+    public void MultiplyBatch(ActivationBatch input, int tokens, float[] y, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(y);
+        var chunks = Math.Max(1, Math.Min(threads * 4, Rows / 16));
+        var per = (Rows + chunks - 1) / chunks;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => MultiplyBatchRows(input, tokens, y, c * per, Math.Min(Rows, (c + 1) * per)));
+    }
+
+    private void MultiplyBatchRows(ActivationBatch input, int tokens, float[] y, int from, int to)
+    {
+        // Tokens in tiles, so a tile's activations stay in cache while a run of weight rows passes over them.
+        const int TokenTile = 16;
+        const int RowTile = 8;
+        var rows = Rows;
+        float[]? buffer = null;
+        Span<float> four = stackalloc float[4];
+        try
+        {
+            for (var t0 = 0; t0 < tokens; t0 += TokenTile)
+            {
+                var t1 = Math.Min(tokens, t0 + TokenTile);
+                for (var r0 = from; r0 < to; r0 += RowTile)
+                {
+                    var r1 = Math.Min(to, r0 + RowTile);
+                    switch (Type)
+                    {
+                        case GgmlType.Q8_0 or GgmlType.Q4_0:
+                            var q4 = Type == GgmlType.Q4_0;
+                            for (var r = r0; r < r1; r++)
+                            {
+                                var t = t0;
+                                for (; t + 4 <= t1; t += 4)
+                                {
+                                    Quants.DotTokens4(q4, Row(r), input.Quantized, input.Scales, Columns, t, four);
+                                    y[(t * rows) + r] = four[0];
+                                    y[((t + 1) * rows) + r] = four[1];
+                                    y[((t + 2) * rows) + r] = four[2];
+                                    y[((t + 3) * rows) + r] = four[3];
+                                }
+
+                                for (; t < t1; t++)
+                                {
+                                    y[(t * rows) + r] = q4 ? Quants.DotQ4(Row(r), input.QuantizedRow(t), input.ScaleRow(t)) : Quants.DotQ8(Row(r), input.QuantizedRow(t), input.ScaleRow(t));
+                                }
+                            }
+
+                            break;
+                        case GgmlType.Q4_K:
+                            for (var r = r0; r < r1; r++)
+                            {
+                                for (var t = t0; t < t1; t++)
+                                {
+                                    y[(t * rows) + r] = Quants.DotQ4K(Row(r), input.QuantizedRow(t), input.ScaleRow(t), input.SumRow(t));
+                                }
+                            }
+
+                            break;
+                        case GgmlType.F32:
+                            for (var r = r0; r < r1; r++)
+                            {
+                                var row = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Row(r));
+                                for (var t = t0; t < t1; t++)
+                                {
+                                    y[(t * rows) + r] = TensorPrimitives.Dot(row, input.Row(t));
+                                }
+                            }
+
+                            break;
+                        default:
+                            // Decoded once per tile of tokens, then plain float dots.
+                            buffer ??= ArrayPool<float>.Shared.Rent(RowTile * Columns);
+                            for (var r = r0; r < r1; r++)
+                            {
+                                Quants.Dequantize(Type, Row(r), buffer.AsSpan((r - r0) * Columns, Columns));
+                            }
+
+                            for (var t = t0; t < t1; t++)
+                            {
+                                var x = input.Row(t);
+                                for (var r = r0; r < r1; r++)
+                                {
+                                    y[(t * rows) + r] = TensorPrimitives.Dot(buffer.AsSpan((r - r0) * Columns, Columns), x);
+                                }
+                            }
+
+                            break;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<float>.Shared.Return(buffer);
+            }
+        }
+    }
+
     private void MultiplyRows(ActivationInput input, float[] y, int from, int to)
     {
         switch (Type)
@@ -78,10 +183,31 @@ public sealed class WeightMatrix
                 }
 
                 break;
+            case GgmlType.Q4_K:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotQ4K(Row(r), input.Quantized, input.Scales, input.Sums);
+                }
+
+                break;
             case GgmlType.F32:
                 for (var r = from; r < to; r++)
                 {
                     y[r] = TensorPrimitives.Dot(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Row(r)), input.Values);
+                }
+
+                break;
+            case GgmlType.F16:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotF16(Row(r), input.Values);
+                }
+
+                break;
+            case GgmlType.BF16:
+                for (var r = from; r < to; r++)
+                {
+                    y[r] = Quants.DotBF16(Row(r), input.Values);
                 }
 
                 break;
@@ -115,6 +241,13 @@ public sealed class ActivationInput(int length)
 
     public float[] Scales { get; } = new float[length / Quants.Q8Block];
 
+    /// <summary>Each block's sum of quants, for Q4_K's minimums.</summary>
+    public int[] Sums { get; } = new int[length / Quants.Q8Block];
+
     /// <summary>Call after writing <see cref="Values"/>.</summary>
-    public void Quantize() => Quants.QuantizeQ8(Values, Quantized, Scales);
+    public void Quantize()
+    {
+        Quants.QuantizeQ8(Values, Quantized, Scales);
+        Quants.BlockSums(Quantized, Sums);
+    }
 }

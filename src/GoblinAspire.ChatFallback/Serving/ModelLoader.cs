@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using GoblinAspire.ChatFallback.Chat;
 using GoblinAspire.ChatFallback.Gguf;
 using GoblinAspire.ChatFallback.Inference;
 using Microsoft.Extensions.Options;
@@ -56,6 +57,7 @@ public sealed partial class ModelLoader(ModelSlot slot, IHttpClientFactory clien
             var model = await Task.Run(() => LlamaModel.Load(path));
             slot.Swap(model, path, null);
             LogLoaded(logger, model.Name, path);
+            LogTemplate(model);
         }
         catch (Exception ex) when (ex is GgufException or IOException or UnauthorizedAccessException)
         {
@@ -93,6 +95,7 @@ public sealed partial class ModelLoader(ModelSlot slot, IHttpClientFactory clien
         var model = await Task.Run(() => LlamaModel.Load(file, $"{name}"), cancellationToken);
         slot.Swap(model, $"registry:{name}/{version}", version);
         LogLoaded(logger, name, $"version {version}");
+        LogTemplate(model);
     }
 
     /// <summary>Streams to a temporary file, checks SHA-256, then renames: a partial download is never loaded.</summary>
@@ -143,6 +146,15 @@ public sealed partial class ModelLoader(ModelSlot slot, IHttpClientFactory clien
         var cleaned = new string(segment.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray()).Trim('.');
         return cleaned.Length == 0 ? "_" : cleaned;
     }
+
+    private void LogTemplate(LlamaModel model)
+    {
+        var choice = ChatTemplates.Choose(model.ChatTemplate, options.Value.ChatTemplate);
+        LogChatTemplate(logger, model.Name, choice.Kind.ToString(), choice.Reason);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Model {Model} chats with the {Template} template ({Reason})")]
+    private static partial void LogChatTemplate(ILogger logger, string model, string template, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Serving model {Model} from {Source}")]
     private static partial void LogLoaded(ILogger logger, string model, string source);

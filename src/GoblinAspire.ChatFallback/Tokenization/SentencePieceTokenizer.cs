@@ -10,7 +10,7 @@ namespace GoblinAspire.ChatFallback.Tokenization;
 /// the vocabulary falls back to byte tokens (<c>&lt;0xNN&gt;</c>). Control and user-defined tokens written in the
 /// text (a chat template's <c>&lt;|im_start|&gt;</c>, <c>&lt;/s&gt;</c>) become their ids when special parsing is on.
 /// </summary>
-public sealed class SentencePieceTokenizer
+public sealed class SentencePieceTokenizer : ITokenizer
 {
     public const char Space = '\u2581';
     private const int Control = 3;
@@ -24,8 +24,9 @@ public sealed class SentencePieceTokenizer
     private readonly int[] _byteIds = new int[256];
     private readonly Dictionary<int, byte> _byteValues = [];
     private readonly (string Text, int Id)[] _specials;
+    private readonly HashSet<int> _endOfGeneration;
 
-    public SentencePieceTokenizer(string[] pieces, float[] scores, int[] types, int bos, int eos, int unknown, bool addBos, bool addSpacePrefix)
+    public SentencePieceTokenizer(string[] pieces, float[] scores, int[] types, int bos, int eos, int unknown, bool addBos, bool addSpacePrefix, IEnumerable<int>? endOfGeneration = null)
     {
         ArgumentNullException.ThrowIfNull(pieces);
         ArgumentNullException.ThrowIfNull(scores);
@@ -38,6 +39,7 @@ public sealed class SentencePieceTokenizer
         Unknown = unknown;
         AddBos = addBos;
         AddSpacePrefix = addSpacePrefix;
+        _endOfGeneration = [.. endOfGeneration ?? [eos]];
         _ids = new Dictionary<string, int>(pieces.Length, StringComparer.Ordinal);
         for (var i = 0; i < pieces.Length; i++)
         {
@@ -97,13 +99,18 @@ public sealed class SentencePieceTokenizer
             return id >= 0 && id < pieces.Length ? id : throw new GgufException($"{key} {id} is outside the vocabulary");
         }
 
-        return new SentencePieceTokenizer(pieces, scores, types, Id("tokenizer.ggml.bos_token_id", 1), Id("tokenizer.ggml.eos_token_id", 2), Id("tokenizer.ggml.unknown_token_id", 0),
-            file.Get("tokenizer.ggml.add_bos_token", true), file.Get("tokenizer.ggml.add_space_prefix", true));
+        types = (int[])types.Clone();
+        var eos = Id("tokenizer.ggml.eos_token_id", 2);
+        var endOfGeneration = GgufVocabulary.EndOfGeneration(file, pieces, types, eos);
+        return new SentencePieceTokenizer(pieces, scores, types, Id("tokenizer.ggml.bos_token_id", 1), eos, Id("tokenizer.ggml.unknown_token_id", 0),
+            file.Get("tokenizer.ggml.add_bos_token", true), file.Get("tokenizer.ggml.add_space_prefix", true), endOfGeneration);
     }
 
     public string Piece(int id) => _pieces[id];
 
     public bool IsControl(int id) => _types[id] == Control;
+
+    public bool IsEndOfGeneration(int id) => _endOfGeneration.Contains(id);
 
     public int? Find(string piece) => _ids.TryGetValue(piece, out var id) ? id : null;
 
@@ -116,15 +123,18 @@ public sealed class SentencePieceTokenizer
             tokens.Add(Bos);
         }
 
+        // As llama.cpp: the text at the start and the text after each special token get the space prefix.
         var start = 0;
         var position = 0;
+        var afterSpecial = true;
         while (position < text.Length)
         {
             var special = parseSpecial ? SpecialAt(text, position) : null;
             if (special is { } match)
             {
-                EncodeFragment(text[start..position], start == 0, tokens);
+                afterSpecial = EncodeFragment(text[start..position], afterSpecial, tokens) ? false : afterSpecial;
                 tokens.Add(match.Id);
+                afterSpecial = true;
                 position += match.Text.Length;
                 start = position;
             }
@@ -134,7 +144,7 @@ public sealed class SentencePieceTokenizer
             }
         }
 
-        EncodeFragment(text[start..], start == 0, tokens);
+        EncodeFragment(text[start..], afterSpecial, tokens);
         return tokens;
     }
 
@@ -151,7 +161,6 @@ public sealed class SentencePieceTokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
-    /// <summary>The bytes a token contributes to the text (none for control tokens).</summary>
     public void AppendBytes(int id, List<byte> bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);
@@ -182,14 +191,15 @@ public sealed class SentencePieceTokenizer
         return null;
     }
 
-    private void EncodeFragment(string fragment, bool atStart, List<int> tokens)
+    /// <summary>Encodes one stretch of plain text; false when it was empty (and so did nothing).</summary>
+    private bool EncodeFragment(string fragment, bool spacePrefix, List<int> tokens)
     {
         if (fragment.Length == 0)
         {
-            return;
+            return false;
         }
 
-        var normalized = ((atStart && AddSpacePrefix ? " " : "") + fragment).Replace(' ', Space);
+        var normalized = ((spacePrefix && AddSpacePrefix ? " " : "") + fragment).Replace(' ', Space);
         var symbols = new List<string>();
         for (var i = 0; i < normalized.Length;)
         {
@@ -255,11 +265,13 @@ public sealed class SentencePieceTokenizer
                 tokens.Add(_byteIds[b] >= 0 ? _byteIds[b] : Unknown);
             }
         }
+
+        return true;
     }
 }
 
 /// <summary>Turns generated tokens into text as it becomes whole UTF-8, for streaming.</summary>
-public sealed class TokenTextDecoder(SentencePieceTokenizer tokenizer)
+public sealed class TokenTextDecoder(ITokenizer tokenizer)
 {
     private readonly List<byte> _pending = [];
 
