@@ -52,6 +52,15 @@ for folder in tests/gcs-client tests/kubernetes-schema; do
   fi
 done
 
+# llama.cpp (node-llama-cpp's prebuilt CPU binaries), the reference of the ChatFallback parity tests; pinned by its lock.
+# npm install, not npm ci: the lock npm writes on Linux omits other platforms' optional packages, which npm ci refuses;
+# install leaves the lock as it is.
+if ! (cd tests/llama-cpp-parity && npm install --no-audit --no-fund --omit=optional --loglevel=error >"$log_dir/npm-llama.log" 2>&1); then
+  cat "$log_dir/npm-llama.log"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 if ! dotnet build GoblinAspire.sln -c "$configuration" -warnaserror -nologo -v quiet; then
   echo "0 passed, 1 failed"
   exit 1

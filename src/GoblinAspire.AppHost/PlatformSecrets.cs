@@ -58,7 +58,7 @@ public static class PlatformSecrets
     /// <summary>OpenAI's API key: given, the gateway routes goblin-chat to OpenAI after vLLM and before the ChatFallback.</summary>
     public static readonly PlatformSecret OpenAiApiKey = new("openai-api-key", GatewayProviders.Setting(GatewayProviders.OpenAi, "ApiKey"), Optional: true)
     {
-        Settings = GatewayProviders.Entry(GatewayProviders.OpenAi, kind: "openai", baseUrl: "https://api.openai.com/v1", priority: 50, upstreamModel: "gpt-4o-mini", inputPricePer1K: "0.00015", outputPricePer1K: "0.0006"),
+        Settings = GatewayProviders.Entry(GatewayProviders.OpenAi, kind: "openai", baseUrl: "https://api.openai.com/v1", priority: 50, upstreamModel: "gpt-4o-mini", inputPricePer1K: "0.00015", outputPricePer1K: "0.0006", nativeResponses: true),
     };
 
     public static IReadOnlyList<PlatformSecret> All { get; } =
@@ -76,7 +76,7 @@ public static class GatewayProviders
     public static string Setting(string provider, string setting) => $"Gateway__Providers__{provider}__{setting}";
 
     /// <summary>A provider entry serving <see cref="PlatformResources.ChatModel"/>, as environment variables.</summary>
-    public static Dictionary<string, string> Entry(string provider, string kind, string baseUrl, int priority, string? upstreamModel = null, int? contextLength = null, string? inputPricePer1K = null, string? outputPricePer1K = null)
+    public static Dictionary<string, string> Entry(string provider, string kind, string baseUrl, int priority, string? upstreamModel = null, int? contextLength = null, string? inputPricePer1K = null, string? outputPricePer1K = null, bool nativeResponses = false)
     {
         var entry = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -94,6 +94,12 @@ public static class GatewayProviders
         if (contextLength is not null)
         {
             entry[Setting(provider, "Models__0__ContextLength")] = contextLength.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (nativeResponses)
+        {
+            // It serves /v1/responses itself: the gateway passes Responses requests through rather than translating.
+            entry[Setting(provider, "NativeResponses")] = "true";
         }
 
         if (inputPricePer1K is not null)

@@ -101,7 +101,7 @@ internal static partial class Vllm
     public static IResourceBuilder<ProjectResource> WithVllmProvider(this IResourceBuilder<ProjectResource> gateway, IResourceBuilder<ContainerResource> vllm)
     {
         gateway.WithReference(vllm.GetEndpoint(PlatformResources.HttpEndpoint));
-        foreach (var (name, value) in GatewayProviders.Entry(PlatformResources.Vllm, kind: "openai", baseUrl: PlatformResources.ServiceUri(PlatformResources.Vllm).AbsoluteUri, priority: 0, contextLength: 32768))
+        foreach (var (name, value) in GatewayProviders.Entry(PlatformResources.Vllm, kind: "openai", baseUrl: PlatformResources.ServiceUri(PlatformResources.Vllm).AbsoluteUri, priority: 0, contextLength: 32768, nativeResponses: true))
         {
             gateway.WithEnvironment(name, value);
         }

@@ -110,6 +110,7 @@ public sealed class AppModelTests
         var environment = await EnvironmentAsync(gpu, PlatformResources.Gateway);
         Assert.Equal(PlatformResources.Vllm, environment["Gateway__Providers__vllm__Name"]);
         Assert.Equal("0", environment["Gateway__Providers__vllm__Priority"]);
+        Assert.Equal("true", environment["Gateway__Providers__vllm__NativeResponses"]);
     }
 
     [Fact]
