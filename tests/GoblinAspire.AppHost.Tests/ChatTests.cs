@@ -8,6 +8,7 @@ using GoblinAspire.ServiceDefaults;
 using GoblinAspire.Testing;
 using OpenAI;
 using OpenAI.Chat;
+using OpenAI.Responses;
 
 namespace GoblinAspire.AppHost.Tests;
 
@@ -49,6 +50,42 @@ public sealed class ChatTests(ChatPlatform platform) : IClassFixture<ChatPlatfor
         using var admin = platform.AdminClient();
         var keys = await PlatformFixture.ReadJsonAsync(await admin.GetAsync("/admin/keys?team=development"));
         Assert.Contains(keys.GetProperty("data").EnumerateArray(), k => k.GetProperty("name").GetString() == "development");
+    }
+
+    /// <summary>
+    /// The Responses API end to end: the ChatFallback speaks chat completions only, so the gateway translates, streams
+    /// included, and keeps the response in gatewaydb for the key that made it.
+    /// </summary>
+    [Fact]
+    public async Task The_official_sdks_responses_are_answered_by_the_chatfallback_through_the_gateway()
+    {
+#pragma warning disable OPENAI001 // The SDK marks its Responses client as evaluation-only; the wire API is what is tested.
+        var client = new ResponsesClient(new ApiKeyCredential(platform.DevelopmentKey), new ResponsesClientOptions { Endpoint = new Uri(platform.App.GetEndpoint(PlatformResources.Gateway, PlatformResources.HttpEndpoint), "/v1") });
+        ResponseResult whole = await client.CreateResponseAsync(new CreateResponseOptions(PlatformResources.ChatModel, [ResponseItem.CreateUserMessageItem("hello")]) { MaxOutputTokenCount = 5 });
+        Assert.InRange(whole.Usage.OutputTokenCount, 1, 5);
+        Assert.Equal(whole.GetOutputText(), (await client.GetResponseAsync(whole.Id)).Value.GetOutputText());
+
+        var deltas = 0;
+        ResponseResult? completed = null;
+        await foreach (var update in await client.CreateResponseStreamingAsync(new CreateResponseOptions(PlatformResources.ChatModel, [ResponseItem.CreateUserMessageItem("and again")]) { MaxOutputTokenCount = 5, PreviousResponseId = whole.Id, StreamingEnabled = true }))
+        {
+            switch (update)
+            {
+                case StreamingResponseOutputTextDeltaUpdate:
+                    deltas++;
+                    break;
+                case StreamingResponseCompletedUpdate done:
+                    completed = done.Response;
+                    break;
+                case StreamingResponseIncompleteUpdate incomplete:
+                    completed = incomplete.Response;
+                    break;
+            }
+        }
+
+        Assert.True(deltas > 0, "no text arrived in the stream");
+        Assert.Equal(whole.Id, Assert.IsType<ResponseResult>(completed).PreviousResponseId);
+#pragma warning restore OPENAI001
     }
 
     /// <summary>Bad bytes from clients never count against the fallback: it cannot be knocked out by 50 of them.</summary>
