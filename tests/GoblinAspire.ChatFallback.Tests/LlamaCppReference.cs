@@ -114,7 +114,7 @@ public static class LlamaCppReference
             {
                 if (!Directory.Exists(Path.Combine(folder, "node_modules", "node-llama-cpp")))
                 {
-                    throw new InvalidOperationException($"node-llama-cpp is not installed for the parity tests: run `npm ci --no-audit --no-fund` in {folder} (test.sh does).");
+                    throw new InvalidOperationException($"node-llama-cpp is not installed for the parity tests: run `npm install --no-audit --no-fund --omit=optional` in {folder} (test.sh does).");
                 }
 
                 return folder;

@@ -129,18 +129,6 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return tokens;
     }
 
-    public string Decode(IEnumerable<int> ids)
-    {
-        ArgumentNullException.ThrowIfNull(ids);
-        var bytes = new List<byte>();
-        foreach (var id in ids)
-        {
-            AppendBytes(id, bytes);
-        }
-
-        return Encoding.UTF8.GetString(bytes.ToArray());
-    }
-
     public void AppendBytes(int id, List<byte> bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);

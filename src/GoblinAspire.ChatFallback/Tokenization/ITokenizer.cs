@@ -26,6 +26,21 @@ public interface ITokenizer
 
     /// <summary>The bytes a token contributes to the text (none for control tokens).</summary>
     void AppendBytes(int id, List<byte> bytes);
+}
 
-    string Decode(IEnumerable<int> ids);
+public static class TokenizerExtensions
+{
+    /// <summary>The text of <paramref name="ids"/>, control tokens left out: every vocabulary decodes through its bytes.</summary>
+    public static string Decode(this ITokenizer tokenizer, IEnumerable<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(ids);
+        var bytes = new List<byte>();
+        foreach (var id in ids)
+        {
+            tokenizer.AppendBytes(id, bytes);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(bytes.ToArray());
+    }
 }

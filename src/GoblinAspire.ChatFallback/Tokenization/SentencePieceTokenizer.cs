@@ -148,19 +148,6 @@ public sealed class SentencePieceTokenizer : ITokenizer
         return tokens;
     }
 
-    /// <summary>The text of <paramref name="ids"/>, control tokens left out.</summary>
-    public string Decode(IEnumerable<int> ids)
-    {
-        ArgumentNullException.ThrowIfNull(ids);
-        var bytes = new List<byte>();
-        foreach (var id in ids)
-        {
-            AppendBytes(id, bytes);
-        }
-
-        return Encoding.UTF8.GetString(bytes.ToArray());
-    }
-
     public void AppendBytes(int id, List<byte> bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);
