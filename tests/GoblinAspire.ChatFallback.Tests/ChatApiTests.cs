@@ -19,10 +19,24 @@ public sealed class ChatApiTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _host = await StartAsync(new() { ["ChatFallback__ModelPath"] = ModelPath, ["ChatFallback__MaxQueueLength"] = "0", ["ChatFallback__ModelAliases__0"] = "any" });
-        await Eventually.HoldsAsync(async () => (await Http.GetStringAsync("/health")).Contains("\"Healthy\"", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "the model to load");
+        await ChatApiTests.ModelLoadedAsync(Http, TimeSpan.FromSeconds(20));
     }
 
     public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    /// <summary>
+    /// Waits for the report's overall status to be Healthy, which needs the model loaded: other checks are Healthy in
+    /// the same body from the start, so the text "Healthy" alone says nothing about the model.
+    /// </summary>
+    internal static Task ModelLoadedAsync(HttpClient client, TimeSpan timeout) =>
+        Eventually.HoldsAsync(
+            async () =>
+            {
+                using var report = JsonDocument.Parse(await client.GetStringAsync("/health"));
+                return report.RootElement.GetProperty("status").GetString() == "Healthy";
+            },
+            timeout,
+            "the model to load");
 
     internal static async Task<TestWebHost> StartAsync(Dictionary<string, string?> settings)
     {

@@ -30,7 +30,7 @@ public sealed class FamilyChatTests
         Assert.Equal(expected, ChatTemplates.Detect(model.ChatTemplate, null));
 
         await using var host = await ChatApiTests.StartAsync(new() { ["ChatFallback__ModelPath"] = path });
-        await Eventually.HoldsAsync(async () => (await host.Client.GetStringAsync("/health")).Contains("\"Healthy\"", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "the model to load");
+        await ChatApiTests.ModelLoadedAsync(host.Client, TimeSpan.FromSeconds(30));
         var client = new ChatClient(model.Name, new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(host.BaseAddress, "/v1") });
         OpenAI.Chat.ChatMessage[] messages = [new UserChatMessage("What's 2 + 2?")];
         ChatCompletion answer = await client.CompleteChatAsync(messages, new ChatCompletionOptions { MaxOutputTokenCount = 6, Temperature = 0 });

@@ -29,7 +29,7 @@ public sealed class RobustnessTests(ITestOutputHelper output)
             ["ChatFallback__DefaultMaxTokens"] = "2",
             ["ChatFallback__ContextLength"] = "96",
         });
-        await Eventually.HoldsAsync(async () => (await host.Client.GetStringAsync("/health")).Contains("\"Healthy\"", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "the model to load");
+        await ChatApiTests.ModelLoadedAsync(host.Client, TimeSpan.FromSeconds(20));
         RequestTemplate[] templates =
         [
             new(HttpMethod.Post, "/v1/chat/completions", """{"model":"goblin-chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}],"max_tokens":2,"temperature":0.7,"top_p":0.9,"seed":3,"stop":["\n"],"stream":false}"""),
