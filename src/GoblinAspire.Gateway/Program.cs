@@ -1,3 +1,3 @@
-using GoblinAspire.Gateway;
+using GoblinAspire.Gateway.Hosting;
 
 return await GatewayApp.Build(args).RunServiceAsync();

@@ -1,4 +1,5 @@
 using System.Net;
+using GoblinAspire.Gateway.Hosting;
 using GoblinAspire.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;

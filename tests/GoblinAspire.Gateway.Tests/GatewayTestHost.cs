@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
+using GoblinAspire.Gateway.Hosting;
 using GoblinAspire.Testing;
 
 namespace GoblinAspire.Gateway.Tests;

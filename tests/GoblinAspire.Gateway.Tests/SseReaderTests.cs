@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
-using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Protocols;
 
 namespace GoblinAspire.Gateway.Tests;
 

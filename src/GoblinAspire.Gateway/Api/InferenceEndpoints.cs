@@ -1,7 +1,7 @@
 using System.Text.Json;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Stages;
 using GoblinAspire.Gateway.Routing;
 
 namespace GoblinAspire.Gateway.Api;
@@ -12,9 +12,9 @@ public static class InferenceEndpoints
     public static IEndpointRouteBuilder MapInference(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1");
-        v1.MapPost("/chat/completions", (HttpContext http, InferenceRelay relay) => relay.HandleAsync(http, InferenceOperation.Chat));
-        v1.MapPost("/completions", (HttpContext http, InferenceRelay relay) => relay.HandleAsync(http, InferenceOperation.Completions));
-        v1.MapPost("/embeddings", (HttpContext http, InferenceRelay relay) => relay.HandleAsync(http, InferenceOperation.Embeddings));
+        v1.MapPost("/chat/completions", (HttpContext http, InferencePipeline pipeline) => pipeline.HandleAsync(http, InferenceOperation.Chat));
+        v1.MapPost("/completions", (HttpContext http, InferencePipeline pipeline) => pipeline.HandleAsync(http, InferenceOperation.Completions));
+        v1.MapPost("/embeddings", (HttpContext http, InferencePipeline pipeline) => pipeline.HandleAsync(http, InferenceOperation.Embeddings));
         v1.MapGet("/models", WriteModelsAsync);
         v1.MapGet("/models/{**id}", WriteModelAsync);
         return app;

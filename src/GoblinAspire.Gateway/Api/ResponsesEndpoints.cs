@@ -3,7 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Stages;
 using GoblinAspire.Gateway.Responses;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
@@ -25,7 +25,7 @@ public static class ResponsesEndpoints
     public static IEndpointRouteBuilder MapResponses(this IEndpointRouteBuilder app)
     {
         var responses = app.MapGroup("/v1/responses");
-        responses.MapPost("", (HttpContext http, InferenceRelay relay) => relay.HandleAsync(http, InferenceOperation.Responses));
+        responses.MapPost("", (HttpContext http, InferencePipeline pipeline) => pipeline.HandleAsync(http, InferenceOperation.Responses));
         responses.MapGet("/{id}", GetAsync);
         responses.MapDelete("/{id}", DeleteAsync);
         responses.MapGet("/{id}/input_items", ListInputItemsAsync);

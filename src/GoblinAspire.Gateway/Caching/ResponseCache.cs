@@ -12,12 +12,26 @@ namespace GoblinAspire.Gateway.Caching;
 /// <summary>A cached answer: its content type and body bytes (a whole JSON answer, or a whole SSE stream).</summary>
 public sealed record CachedAnswer(string ContentType, byte[] Body);
 
+/// <summary>Where whole answers are kept for exact repeats of deterministic requests.</summary>
+public interface IAnswerCache
+{
+    /// <summary>The largest answer worth keeping; a longer one is not captured.</summary>
+    long MaxEntryBytes { get; }
+
+    /// <summary>The entry key for a request, or null when the request is not to be cached.</summary>
+    string? KeyFor(InferenceRequest request, string? requestHeader, string? team);
+
+    Task<CachedAnswer?> GetAsync(string key, CancellationToken cancellationToken);
+
+    Task SetAsync(string key, CachedAnswer answer);
+}
+
 /// <summary>
 /// Exact-match answers for deterministic requests (temperature 0, or the <c>force</c> header), keyed by a hash of the
 /// normalised request and scoped per team. L1 is a bounded in-memory cache per replica; L2 is Redis with a TTL, shared
 /// by the replicas. Only complete, successful answers are ever stored.
 /// </summary>
-public sealed class ResponseCache(IConnectionMultiplexer redis, IOptions<CacheOptions> options, Microsoft.Extensions.Logging.ILogger<ResponseCache> logger) : IDisposable
+public sealed class ResponseCache(IConnectionMultiplexer redis, IOptions<CacheOptions> options, Microsoft.Extensions.Logging.ILogger<ResponseCache> logger) : IAnswerCache, IDisposable
 {
     private static readonly TimeSpan RedisTimeout = TimeSpan.FromMilliseconds(200);
     private readonly CacheOptions _options = options.Value;
@@ -25,7 +39,6 @@ public sealed class ResponseCache(IConnectionMultiplexer redis, IOptions<CacheOp
 
     public long MaxEntryBytes => _options.MaxEntryBytes;
 
-    /// <summary>The entry key for a request, or null when the request is not to be cached.</summary>
     public string? KeyFor(InferenceRequest request, string? requestHeader, string? team)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -10,15 +10,21 @@ namespace GoblinAspire.Gateway.Keys;
 /// for <see cref="AccessOptions.KeyCacheDuration"/> (by hash, never by the secret), which bounds how long a revoke
 /// takes to reach every replica.
 /// </summary>
-public sealed class KeyAuthenticator(KeyStore store, IMemoryCache cache, IOptions<AccessOptions> options, TimeProvider time)
+public sealed class KeyAuthenticator(IKeyDirectory store, IMemoryCache cache, IOptions<AccessOptions> options, TimeProvider time)
 {
     private readonly AccessOptions _options = options.Value;
 
     /// <summary>The key presented, or null for an anonymous request where keys are optional; or an error to answer.</summary>
-    public async Task<(VirtualKey? Key, OpenAiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
+    public Task<(VirtualKey? Key, OpenAiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var header = request.Headers.Authorization.ToString();
+        return AuthenticateAsync(request.Headers.Authorization.ToString(), cancellationToken);
+    }
+
+    /// <param name="header">The request's <c>Authorization</c> header, empty when it has none.</param>
+    public async Task<(VirtualKey? Key, OpenAiError? Error)> AuthenticateAsync(string header, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(header);
         var secret = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null;
         if (string.IsNullOrEmpty(secret) || (!_options.RequireKeys && !secret.StartsWith(KeyStore.KeyPrefix, StringComparison.Ordinal)))
         {

@@ -5,7 +5,7 @@ using Npgsql;
 namespace GoblinAspire.Gateway.Keys;
 
 /// <summary>Virtual keys in PostgreSQL (<c>gatewaydb</c>). Keys are made here and shown once; only hashes are kept.</summary>
-public sealed class KeyStore(NpgsqlDataSource dataSource, TimeProvider time)
+public sealed class KeyStore(NpgsqlDataSource dataSource, TimeProvider time) : IKeyDirectory
 {
     public const string KeyPrefix = "sk-goblin-";
 

@@ -1,8 +1,6 @@
 using System.IO.Pipelines;
 using System.Text.Json;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
-using GoblinAspire.Gateway.Routing;
 using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.Gateway.Protocols;
@@ -24,15 +22,15 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
 
     public string System => "anthropic";
 
-    public HttpRequestMessage CreateRequest(Deployment deployment, InferenceRequest request)
+    public HttpRequestMessage CreateRequest(ProviderOptions provider, string upstreamModel, InferenceRequest request)
     {
-        ArgumentNullException.ThrowIfNull(deployment);
+        ArgumentNullException.ThrowIfNull(provider);
         ArgumentNullException.ThrowIfNull(request);
         using var document = JsonDocument.Parse(request.Body);
         var root = document.RootElement;
-        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl ?? DefaultBaseUrl, "/v1", "/messages"), request.Body.Length + 256, writer =>
+        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(provider.BaseUrl ?? DefaultBaseUrl, "/v1", "/messages"), request.Body.Length + 256, writer =>
         {
-            writer.WriteString("model", deployment.UpstreamModel);
+            writer.WriteString("model", upstreamModel);
             writer.WriteNumber("max_tokens", request.MaxTokens ?? DefaultMaxTokens);
             WriteSystemAndMessages(writer, root.GetProperty("messages"));
             if (request.Stream)
@@ -69,7 +67,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
             }
 
         });
-        Authorize(message, deployment.Provider.Options);
+        Authorize(message, provider);
         return message;
     }
 
@@ -81,7 +79,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
         return message;
     }
 
-    public async Task RelayAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -172,14 +170,14 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
                     return;
                 case "error":
                     var error = root.TryGetProperty("error", out var e) && e.TryGetProperty("type", out var errorType) ? errorType.GetString() : "error";
-                    throw new UpstreamException(error == "rate_limit_error" ? FailureReasons.RateLimited : FailureReasons.ServerError, $"the provider sent an error event ({error})");
+                    throw new UpstreamFault(error == "rate_limit_error" ? FailureReasons.RateLimited : FailureReasons.ServerError, $"the provider sent an error event ({error})");
             }
         }
 
-        throw new UpstreamException(FailureReasons.Protocol, "the provider's stream ended without message_stop");
+        throw new UpstreamFault(FailureReasons.Protocol, "the provider's stream ended without message_stop");
     }
 
-    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -202,7 +200,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
 
         var openAiError = new OpenAiError(status, message, type);
         await relay.CommitAsync(status, "application/json");
-        await relay.Response.BodyWriter.WriteAsync(openAiError.ToJsonBytes(), cancellationToken);
+        await relay.Body.WriteAsync(openAiError.ToJsonBytes(), cancellationToken);
     }
 
     private static void WriteSystemAndMessages(Utf8JsonWriter writer, JsonElement messages)
@@ -407,7 +405,7 @@ public sealed class AnthropicProtocol(IOptions<GatewayOptions> options, TimeProv
         }
     }
 
-    private static void ReadUsage(JsonElement element, RelayContext relay)
+    private static void ReadUsage(JsonElement element, IClientAnswer relay)
     {
         if (!element.TryGetProperty("usage", out var usage))
         {

@@ -1,6 +1,4 @@
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
-using GoblinAspire.Gateway.Routing;
 
 namespace GoblinAspire.Gateway.Protocols;
 
@@ -13,17 +11,17 @@ public interface IProviderProtocol
     /// <summary>The OpenTelemetry <c>gen_ai.system</c> value.</summary>
     string System { get; }
 
-    /// <summary>The upstream request for <paramref name="request"/>; the deployment already supports its operation.</summary>
-    HttpRequestMessage CreateRequest(Deployment deployment, InferenceRequest request);
+    /// <summary>The upstream request for <paramref name="request"/>, for a provider model that supports its operation.</summary>
+    HttpRequestMessage CreateRequest(ProviderOptions provider, string upstreamModel, InferenceRequest request);
 
     /// <summary>A cheap request that tells whether the provider is up, or null if it has none.</summary>
     HttpRequestMessage? CreateProbe(ProviderOptions provider);
 
     /// <summary>Reads a successful answer and writes the client's. Commits before the first write.</summary>
-    Task RelayAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken);
+    Task RelayAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken);
 
     /// <summary>Turns a 4xx answer (other than 429), which is the client's to see, into OpenAI's error format.</summary>
-    Task RelayClientErrorAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken);
+    Task RelayClientErrorAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken);
 }
 
 /// <summary>The protocols by provider kind.</summary>

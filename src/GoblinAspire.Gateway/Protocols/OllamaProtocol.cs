@@ -4,8 +4,6 @@ using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
-using GoblinAspire.Gateway.Routing;
 using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.Gateway.Protocols;
@@ -20,9 +18,9 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
 
     public string System => "ollama";
 
-    public HttpRequestMessage CreateRequest(Deployment deployment, InferenceRequest request)
+    public HttpRequestMessage CreateRequest(ProviderOptions provider, string upstreamModel, InferenceRequest request)
     {
-        ArgumentNullException.ThrowIfNull(deployment);
+        ArgumentNullException.ThrowIfNull(provider);
         ArgumentNullException.ThrowIfNull(request);
         using var document = JsonDocument.Parse(request.Body);
         var root = document.RootElement;
@@ -32,9 +30,9 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             InferenceOperation.Completions => "/api/generate",
             _ => "/api/embed",
         };
-        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(deployment.Provider.Options.BaseUrl!, "", path), request.Body.Length + 256, writer =>
+        var message = UpstreamBody.JsonPost(UpstreamUrls.Combine(provider.BaseUrl!, "", path), request.Body.Length + 256, writer =>
         {
-            writer.WriteString("model", deployment.UpstreamModel);
+            writer.WriteString("model", upstreamModel);
             switch (request.Operation)
             {
                 case InferenceOperation.Chat:
@@ -74,7 +72,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             }
 
         });
-        Authorize(message, deployment.Provider.Options);
+        Authorize(message, provider);
         return message;
     }
 
@@ -86,7 +84,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
         return message;
     }
 
-    public async Task RelayAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -118,7 +116,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException)
             {
-                throw new UpstreamException(FailureReasons.Reset, "the provider's connection broke during the stream", inner: ex);
+                throw new UpstreamFault(FailureReasons.Reset, "the provider's connection broke during the stream", inner: ex);
             }
 
             var buffer = result.Buffer;
@@ -150,12 +148,12 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             if (result.IsCompleted)
             {
                 await reader.CompleteAsync();
-                throw new UpstreamException(FailureReasons.Protocol, "the provider's stream ended before its done line");
+                throw new UpstreamFault(FailureReasons.Protocol, "the provider's stream ended before its done line");
             }
         }
     }
 
-    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -176,23 +174,23 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
         var status = (int)upstream.StatusCode;
         var openAiError = new OpenAiError(status, message, OpenAiError.InvalidRequest, null, status == 404 ? "model_not_found" : null);
         await relay.CommitAsync(status, "application/json");
-        await relay.Response.BodyWriter.WriteAsync(openAiError.ToJsonBytes(), cancellationToken);
+        await relay.Body.WriteAsync(openAiError.ToJsonBytes(), cancellationToken);
     }
 
-    private async Task RelayEmbeddingsAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    private async Task RelayEmbeddingsAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         var body = await UpstreamBody.ReadAsync(upstream, _maxResponseBytes, cancellationToken);
         using var document = UpstreamBody.ParseJson(body);
         var root = document.RootElement;
         if (!root.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
         {
-            throw new UpstreamException(FailureReasons.Protocol, "the provider's embed answer has no embeddings array");
+            throw new UpstreamFault(FailureReasons.Protocol, "the provider's embed answer has no embeddings array");
         }
 
         relay.InputTokens = root.TryGetProperty("prompt_eval_count", out var count) && count.TryGetInt64(out var tokens) ? tokens : null;
         var base64 = RequestedBase64(relay.Request);
         await relay.CommitAsync(StatusCodes.Status200OK, "application/json");
-        using (var writer = new Utf8JsonWriter(relay.Response.BodyWriter))
+        using (var writer = new Utf8JsonWriter(relay.Body))
         {
             writer.WriteStartObject();
             writer.WriteString("object", "list");
@@ -227,7 +225,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             writer.WriteEndObject();
         }
 
-        await relay.Response.BodyWriter.FlushAsync(cancellationToken);
+        await relay.Body.FlushAsync(cancellationToken);
     }
 
     private static bool RequestedBase64(InferenceRequest request)
@@ -238,11 +236,11 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
 
     private sealed record Line(string? Text, List<ToolCall> ToolCalls, bool Done, string? DoneReason);
 
-    private static Line Translate(JsonElement line, RelayContext relay)
+    private static Line Translate(JsonElement line, IClientAnswer relay)
     {
         if (line.TryGetProperty("error", out var error))
         {
-            throw new UpstreamException(FailureReasons.ServerError, $"the provider reported an error: {Truncate(error.ToString())}");
+            throw new UpstreamFault(FailureReasons.ServerError, $"the provider reported an error: {Truncate(error.ToString())}");
         }
 
         string? text = null;

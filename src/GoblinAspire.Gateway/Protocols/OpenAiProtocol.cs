@@ -3,8 +3,6 @@ using System.IO.Pipelines;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
-using GoblinAspire.Gateway.Routing;
 using Microsoft.Extensions.Options;
 
 namespace GoblinAspire.Gateway.Protocols;
@@ -21,11 +19,11 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
 
     protected long MaxResponseBytes { get; } = options.Value.MaxUpstreamResponseBytes;
 
-    public HttpRequestMessage CreateRequest(Deployment deployment, InferenceRequest request)
+    public HttpRequestMessage CreateRequest(ProviderOptions provider, string upstreamModel, InferenceRequest request)
     {
-        ArgumentNullException.ThrowIfNull(deployment);
+        ArgumentNullException.ThrowIfNull(provider);
         ArgumentNullException.ThrowIfNull(request);
-        var message = new HttpRequestMessage(HttpMethod.Post, Endpoint(deployment.Provider.Options, request.Operation switch
+        var message = new HttpRequestMessage(HttpMethod.Post, Endpoint(provider, request.Operation switch
         {
             InferenceOperation.Chat => "/chat/completions",
             InferenceOperation.Completions => "/completions",
@@ -33,10 +31,10 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
             _ => "/embeddings",
         }))
         {
-            Content = new ReadOnlyMemoryContent(request.BodyWithModel(deployment.UpstreamModel)),
+            Content = new ReadOnlyMemoryContent(request.BodyWithModel(upstreamModel)),
         };
         message.Content.Headers.ContentType = Json;
-        Authorize(message, deployment.Provider.Options);
+        Authorize(message, provider);
         return message;
     }
 
@@ -48,7 +46,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
         return message;
     }
 
-    public async Task RelayAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -57,9 +55,8 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
             var body = await UpstreamBody.ReadAsync(upstream, MaxResponseBytes, cancellationToken);
             relay.MarkFirstToken();
             ReadUsage(body, relay);
-            relay.Response.ContentLength = body.Length;
-            await relay.CommitAsync(StatusCodes.Status200OK, upstream.Content.Headers.ContentType?.ToString() ?? "application/json", upstream, copyUpstreamHeaders: true);
-            await relay.Response.Body.WriteAsync(body, cancellationToken);
+            await relay.CommitAsync(StatusCodes.Status200OK, upstream.Content.Headers.ContentType?.ToString() ?? "application/json", upstream, copyUpstreamHeaders: true, contentLength: body.Length);
+            await relay.Body.WriteAsync(body, cancellationToken);
             return;
         }
 
@@ -78,11 +75,11 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
 
         if (!relay.Committed)
         {
-            throw new UpstreamException(FailureReasons.Protocol, "the provider ended the stream without any event");
+            throw new UpstreamFault(FailureReasons.Protocol, "the provider ended the stream without any event");
         }
     }
 
-    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, RelayContext relay, CancellationToken cancellationToken)
+    public async Task RelayClientErrorAsync(HttpResponseMessage upstream, IClientAnswer relay, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(upstream);
         ArgumentNullException.ThrowIfNull(relay);
@@ -90,13 +87,13 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
         if (UpstreamBody.IsOpenAiError(body))
         {
             await relay.CommitAsync((int)upstream.StatusCode, "application/json", upstream, copyUpstreamHeaders: true);
-            await relay.Response.BodyWriter.WriteAsync(body, cancellationToken);
+            await relay.Body.WriteAsync(body, cancellationToken);
             return;
         }
 
         var error = new OpenAiError((int)upstream.StatusCode, $"The provider rejected the request with HTTP {(int)upstream.StatusCode}.", OpenAiError.InvalidRequest);
         await relay.CommitAsync(error.StatusCode, "application/json");
-        await relay.Response.BodyWriter.WriteAsync(error.ToJsonBytes(), cancellationToken);
+        await relay.Body.WriteAsync(error.ToJsonBytes(), cancellationToken);
     }
 
     protected virtual Uri Endpoint(ProviderOptions provider, string path) => UpstreamUrls.Combine(provider.BaseUrl!, "/v1", path);
@@ -114,7 +111,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
     }
 
     /// <summary>Usage and model of a whole OpenAI answer: top-level <c>usage</c> and <c>model</c> only.</summary>
-    internal static void ReadUsage(ReadOnlySpan<byte> json, RelayContext relay)
+    internal static void ReadUsage(ReadOnlySpan<byte> json, IClientAnswer relay)
     {
         try
         {
@@ -136,7 +133,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
     /// An answer object's members: <c>usage</c> and <c>model</c>, and the same inside <c>response</c> (a Responses API
     /// stream carries its usage in the <c>response.completed</c> event's response).
     /// </summary>
-    private static void ReadAnswerObject(ref Utf8JsonReader reader, RelayContext relay)
+    private static void ReadAnswerObject(ref Utf8JsonReader reader, IClientAnswer relay)
     {
         {
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -178,7 +175,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
         }
     }
 
-    private static void ReadStreamUsage(ReadOnlySequence<byte> sseEvent, RelayContext relay)
+    private static void ReadStreamUsage(ReadOnlySequence<byte> sseEvent, IClientAnswer relay)
     {
         // Only the usage chunk (and error chunks) carry "usage"; the check is a vectorised search.
         var span = sseEvent.IsSingleSegment ? sseEvent.FirstSpan : sseEvent.ToArray();
@@ -194,7 +191,7 @@ public class OpenAiProtocol(IOptions<GatewayOptions> options) : IProviderProtoco
         }
     }
 
-    private static void ReadUsageObject(ref Utf8JsonReader reader, RelayContext relay)
+    private static void ReadUsageObject(ref Utf8JsonReader reader, IClientAnswer relay)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Relay;
 
 namespace GoblinAspire.Gateway.Protocols;
 
@@ -13,7 +12,7 @@ public sealed record ToolCall(string Id, string Name, string Arguments);
 /// Writes OpenAI-format answers for providers whose own format differs: whole <c>chat.completion</c> and
 /// <c>text_completion</c> objects, and <c>data: {chunk}</c> SSE events ending in <c>data: [DONE]</c>.
 /// </summary>
-public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long created)
+public sealed class OpenAiStreamWriter(IClientAnswer relay, string idPrefix, long created)
 {
     private readonly string _id = idPrefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
     private bool _roleSent;
@@ -80,7 +79,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
             writer.WriteEndArray();
             writer.WriteEndObject();
         });
-        await relay.Response.BodyWriter.FlushAsync(cancellationToken);
+        await relay.Body.FlushAsync(cancellationToken);
     }
 
     /// <summary>The closing chunk with the finish reason, the usage chunk when asked for, and <c>[DONE]</c>.</summary>
@@ -121,8 +120,8 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
             });
         }
 
-        relay.Response.BodyWriter.Write("data: [DONE]\n\n"u8);
-        await relay.Response.BodyWriter.FlushAsync(cancellationToken);
+        relay.Body.Write("data: [DONE]\n\n"u8);
+        await relay.Body.FlushAsync(cancellationToken);
     }
 
     /// <summary>A whole <c>chat.completion</c> or <c>text_completion</c>.</summary>
@@ -130,7 +129,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
     {
         ArgumentNullException.ThrowIfNull(toolCalls);
         await relay.CommitAsync(StatusCodes.Status200OK, "application/json");
-        using (var writer = new Utf8JsonWriter(relay.Response.BodyWriter))
+        using (var writer = new Utf8JsonWriter(relay.Body))
         {
             writer.WriteStartObject();
             writer.WriteString("id", _id);
@@ -179,7 +178,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
             writer.WriteEndObject();
         }
 
-        await relay.Response.BodyWriter.FlushAsync(cancellationToken);
+        await relay.Body.FlushAsync(cancellationToken);
     }
 
     public static void WriteUsage(Utf8JsonWriter writer, long? input, long? output)
@@ -240,7 +239,7 @@ public sealed class OpenAiStreamWriter(RelayContext relay, string idPrefix, long
 
     private void WriteEvent(Action<Utf8JsonWriter> write)
     {
-        var body = relay.Response.BodyWriter;
+        var body = relay.Body;
         body.Write("data: "u8);
         using (var writer = new Utf8JsonWriter(body))
         {

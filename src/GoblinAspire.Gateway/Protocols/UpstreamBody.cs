@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Text.Json;
-using GoblinAspire.Gateway.Relay;
 
 namespace GoblinAspire.Gateway.Protocols;
 
@@ -15,7 +14,7 @@ internal static class UpstreamBody
             {
                 if (length > limit)
                 {
-                    throw new UpstreamException(FailureReasons.Protocol, $"the provider's answer ({length} bytes) is larger than the {limit}-byte limit");
+                    throw new UpstreamFault(FailureReasons.Protocol, $"the provider's answer ({length} bytes) is larger than the {limit}-byte limit");
                 }
 
                 var exact = new byte[length];
@@ -38,17 +37,17 @@ internal static class UpstreamBody
                 buffer.Advance(read);
                 if (buffer.WrittenCount > limit)
                 {
-                    throw new UpstreamException(FailureReasons.Protocol, $"the provider's answer is larger than the {limit}-byte limit");
+                    throw new UpstreamFault(FailureReasons.Protocol, $"the provider's answer is larger than the {limit}-byte limit");
                 }
             }
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
-            throw new UpstreamException(FailureReasons.Reset, "the provider's connection broke while sending the answer", inner: ex);
+            throw new UpstreamFault(FailureReasons.Reset, "the provider's connection broke while sending the answer", inner: ex);
         }
         catch (EndOfStreamException ex)
         {
-            throw new UpstreamException(FailureReasons.Reset, "the provider's answer was shorter than its Content-Length", inner: ex);
+            throw new UpstreamFault(FailureReasons.Reset, "the provider's answer was shorter than its Content-Length", inner: ex);
         }
     }
 
@@ -61,7 +60,7 @@ internal static class UpstreamBody
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
-            throw new UpstreamException(FailureReasons.Reset, "the provider's connection broke during the stream", inner: ex);
+            throw new UpstreamFault(FailureReasons.Reset, "the provider's connection broke during the stream", inner: ex);
         }
     }
 
@@ -108,7 +107,7 @@ internal static class UpstreamBody
         }
         catch (JsonException ex)
         {
-            throw new UpstreamException(FailureReasons.Protocol, "the provider sent JSON the gateway cannot read", inner: ex);
+            throw new UpstreamFault(FailureReasons.Protocol, "the provider sent JSON the gateway cannot read", inner: ex);
         }
     }
 

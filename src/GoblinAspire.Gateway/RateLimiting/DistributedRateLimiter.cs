@@ -24,7 +24,7 @@ public sealed class DistributedRateLimiter(
     IOptions<AccessOptions> options,
     GatewayMetrics metrics,
     TimeProvider time,
-    ILogger<DistributedRateLimiter> logger)
+    ILogger<DistributedRateLimiter> logger) : IRateGate
 {
     // KEYS: requests, tokens, parallel, spend. ARGV: rpm, tpm, parallel, budget (-1 = unlimited), tokens to reserve,
     // window ms. Answers {decision, requests, tokens, parallel, spend}; decision 5 = the period's spend is not in Redis.
@@ -70,11 +70,8 @@ public sealed class DistributedRateLimiter(
     // 1 while admissions are decided without Redis, so an outage is logged once, not once per request.
     private int _degraded;
 
-    /// <summary>A granted admission to release when the request ends.</summary>
-    public sealed record Lease(RateLimits Limits, long Window, long Reserved, bool Local);
-
     /// <param name="spentSoFar">Reads the period's spend from the durable record, when Redis no longer has it.</param>
-    public async Task<(RateDecision Decision, Lease? Lease)> AdmitAsync(RateLimits limits, long reserveTokens, Func<CancellationToken, Task<decimal>> spentSoFar, CancellationToken cancellationToken)
+    public async Task<(RateDecision Decision, RateLease? Lease)> AdmitAsync(RateLimits limits, long reserveTokens, Func<CancellationToken, Task<decimal>> spentSoFar, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(spentSoFar);
@@ -105,7 +102,7 @@ public sealed class DistributedRateLimiter(
                 }
 
                 var decision = new RateDecision((RateLimitKind)(int)result[0], (long)result[1], (long)result[2], (long)result[3], resetIn, decimal.Parse((string)result[4]!, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture));
-                return (decision, decision.Allowed ? new Lease(limits, window, reserveTokens, Local: false) : null);
+                return (decision, decision.Allowed ? new RateLease(limits, window, reserveTokens, Local: false) : null);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -127,14 +124,14 @@ public sealed class DistributedRateLimiter(
         }
 
         var local = _fallback.GetOrAdd(limits.Subject, _ => new LocalCounters()).Admit(limits, window, reserveTokens, resetIn);
-        return (local, local.Allowed ? new Lease(limits, window, reserveTokens, Local: true) : null);
+        return (local, local.Allowed ? new RateLease(limits, window, reserveTokens, Local: true) : null);
     }
 
     /// <summary>
     /// Corrects the token reservation to <paramref name="actualTokens"/> (when known), adds <paramref name="costUsd"/>
     /// to the period's spend, and frees the parallel slot.
     /// </summary>
-    public async Task ReleaseAsync(Lease lease, long? actualTokens, decimal costUsd)
+    public async Task ReleaseAsync(RateLease lease, long? actualTokens, decimal costUsd)
     {
         ArgumentNullException.ThrowIfNull(lease);
         var correction = actualTokens is { } actual ? actual - lease.Reserved : 0;

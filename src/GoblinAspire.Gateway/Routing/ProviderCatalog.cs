@@ -1,7 +1,10 @@
 using System.Collections.Frozen;
+using System.Diagnostics.Metrics;
 using GoblinAspire.Gateway.Protocols;
+using GoblinAspire.Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 using Polly;
+using Polly.CircuitBreaker;
 using Polly.Registry;
 
 namespace GoblinAspire.Gateway.Routing;
@@ -65,17 +68,46 @@ public sealed class ProviderCatalog
 
     public FrozenDictionary<string, IReadOnlyList<Deployment>> ByModel { get; }
 
+    /// <summary>The HTTP client every request to a provider (inference and probes) goes through.</summary>
+    public const string UpstreamClientName = "gateway-upstream";
+
     public static string PipelineKey(string provider) => $"gateway-provider:{provider}";
 }
 
 /// <summary>
 /// The health of every provider, by name. One per gateway instance: the resilience pipelines' circuit callbacks
-/// (built by the pipeline registry) and the catalog both reach it through DI.
+/// (built by the pipeline registry) and the catalog both reach it through DI. It also publishes
+/// <c>provider_circuit_state</c> (0 closed, 1 half-open, 2 open), read from the health it holds at scrape time.
 /// </summary>
-public sealed class ProviderHealthBoard(IOptions<GatewayOptions> options, TimeProvider time)
+public sealed class ProviderHealthBoard
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ProviderHealth> _health = new(StringComparer.Ordinal);
+    private readonly double _smoothing;
+    private readonly TimeProvider _time;
+
+    public ProviderHealthBoard(IOptions<GatewayOptions> options, TimeProvider time, IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        _smoothing = options.Value.Routing.LatencySmoothing;
+        _time = time;
+        meterFactory.Create(GatewayMetrics.MeterName).CreateObservableGauge("provider_circuit_state", ObserveCircuits, description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
+    }
 
     public ProviderHealth For(string provider) =>
-        _health.GetOrAdd(provider, name => new ProviderHealth(name, options.Value.Routing.LatencySmoothing, time));
+        _health.GetOrAdd(provider, name => new ProviderHealth(name, _smoothing, _time));
+
+    private IEnumerable<Measurement<int>> ObserveCircuits()
+    {
+        foreach (var health in _health.Values)
+        {
+            var state = health.Circuit switch
+            {
+                CircuitState.Open or CircuitState.Isolated => 2,
+                CircuitState.HalfOpen => 1,
+                _ => 0,
+            };
+            yield return new Measurement<int>(state, new KeyValuePair<string, object?>("provider", health.Name));
+        }
+    }
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using GoblinAspire.Gateway.Relay;
 using GoblinAspire.Gateway.Telemetry;
 using Microsoft.Extensions.Options;
 
@@ -21,7 +20,7 @@ public sealed class ProviderProbeService(
 
     public async Task ProbeAllAsync(CancellationToken cancellationToken)
     {
-        var client = httpClients.CreateClient(InferenceRelay.UpstreamClientName);
+        var client = httpClients.CreateClient(ProviderCatalog.UpstreamClientName);
         await Task.WhenAll(catalog.Providers.Where(p => p.Options.HealthProbe).Select(p => ProbeAsync(client, p, cancellationToken)));
     }
 

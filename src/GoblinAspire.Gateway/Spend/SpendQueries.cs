@@ -5,7 +5,7 @@ namespace GoblinAspire.Gateway.Spend;
 public sealed record SpendRow(string Group, long Requests, long InputTokens, long OutputTokens, decimal CostUsd);
 
 /// <summary>Reads of the usage record: a key's spend in its budget period, and the admin spend report.</summary>
-public sealed class SpendQueries(NpgsqlDataSource dataSource)
+public sealed class SpendQueries(NpgsqlDataSource dataSource) : ISpendHistory
 {
     public async Task<decimal> SpentSinceAsync(Guid keyId, DateTimeOffset from, CancellationToken cancellationToken)
     {

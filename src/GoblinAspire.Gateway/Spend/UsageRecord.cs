@@ -42,3 +42,15 @@ public static class BudgetPeriods
         _ => Start(period, now).AddMonths(1),
     };
 }
+
+/// <summary>Takes a finished request's usage record; writing it durably is the sink's business, off the request path.</summary>
+public interface IUsageSink
+{
+    void Record(UsageRecord record);
+}
+
+/// <summary>What a key has spent, from the durable record, for budgets that Redis no longer holds.</summary>
+public interface ISpendHistory
+{
+    Task<decimal> SpentSinceAsync(Guid keyId, DateTimeOffset from, CancellationToken cancellationToken);
+}

@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
+using GoblinAspire.Gateway.Telemetry;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,8 +11,11 @@ namespace GoblinAspire.Gateway.Spend;
 /// records to a bounded channel, and a background loop writes them in batches with binary COPY. On graceful shutdown
 /// the channel is closed and drained, so nothing accepted is lost. If PostgreSQL is away, a batch is retried.
 /// </summary>
-public sealed partial class UsageRecorder(NpgsqlDataSource dataSource, ILogger<UsageRecorder> logger) : BackgroundService
+public sealed partial class UsageRecorder : BackgroundService, IUsageSink
 {
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ILogger<UsageRecorder> _logger;
+
     private const int MaxBatch = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(250);
 
@@ -21,6 +26,14 @@ public sealed partial class UsageRecorder(NpgsqlDataSource dataSource, ILogger<U
     });
 
     private long _dropped;
+
+    public UsageRecorder(NpgsqlDataSource dataSource, ILogger<UsageRecorder> logger, IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        _dataSource = dataSource;
+        _logger = logger;
+        meterFactory.Create(GatewayMetrics.MeterName).CreateObservableCounter("usage_records_dropped_total", () => Dropped, description: "Usage records refused because the write queue was full (PostgreSQL away for long): spend that will be missing.");
+    }
 
     /// <summary>Records handed over but refused because the queue was full (PostgreSQL away for long).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
@@ -86,7 +99,7 @@ public sealed partial class UsageRecorder(NpgsqlDataSource dataSource, ILogger<U
 
     private async Task WriteAsync(List<UsageRecord> batch)
     {
-        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var connection = await _dataSource.OpenConnectionAsync();
         await using var writer = await connection.BeginBinaryImportAsync(
             "COPY usage_records (at, key_id, team, model, provider, input_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, status, cache_hit) FROM STDIN (FORMAT BINARY)");
         foreach (var r in batch)

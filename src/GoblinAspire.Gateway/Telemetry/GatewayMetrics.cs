@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using GoblinAspire.Gateway.Routing;
-using Polly.CircuitBreaker;
 
 namespace GoblinAspire.Gateway.Telemetry;
 
@@ -10,7 +8,8 @@ namespace GoblinAspire.Gateway.Telemetry;
 /// <c>inference_requests_total</c>, <c>inference_latency_seconds</c>, <c>inference_time_to_first_token_seconds</c>,
 /// <c>provider_errors_total</c>, <c>inference_tokens_total</c>, <c>provider_circuit_state</c>, and the control plane's
 /// <c>rate_limit_rejections_total</c>, <c>rate_limit_admission_seconds</c>, <c>rate_limit_fallbacks_total</c>,
-/// <c>cache_requests_total</c>, <c>spend_usd_total</c>.
+/// <c>cache_requests_total</c>, <c>spend_usd_total</c>. Gauges read from their owners' state
+/// (<c>provider_circuit_state</c>, <c>usage_records_dropped_total</c>) are registered by those owners on the same meter.
 /// </summary>
 public sealed class GatewayMetrics
 {
@@ -32,7 +31,7 @@ public sealed class GatewayMetrics
     private readonly Counter<double> _spend;
     private readonly Counter<long> _cache;
 
-    public GatewayMetrics(IMeterFactory meterFactory, IServiceProvider services)
+    public GatewayMetrics(IMeterFactory meterFactory)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
         var meter = meterFactory.Create(MeterName);
@@ -46,9 +45,6 @@ public sealed class GatewayMetrics
         _rateLimited = meter.CreateCounter<long>("rate_limit_rejections_total", description: "Requests refused by a key's rate limit, by limit (requests, tokens, parallel).");
         _admission = meter.CreateHistogram("rate_limit_admission_seconds", "s", "Round trip of the Redis admission script, for admissions Redis answered.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = AdmissionBuckets });
         _fallbacks = meter.CreateCounter<long>("rate_limit_fallbacks_total", description: "Admissions decided without Redis, by failure mode (open: per-replica limits, closed: refused) and reason (unreachable, timeout, error).");
-        meter.CreateObservableCounter("usage_records_dropped_total", () => ((Spend.UsageRecorder?)services.GetService(typeof(Spend.UsageRecorder)))?.Dropped ?? 0, description: "Usage records refused because the write queue was full (PostgreSQL away for long): spend that will be missing.");
-        // The catalog is resolved lazily: the gauge is observed only at scrape time.
-        meter.CreateObservableGauge("provider_circuit_state", () => ObserveCircuits(services), description: "Circuit state per provider: 0 closed, 1 half-open, 2 open.");
     }
 
     public void Request(string provider, string model, int status, TimeSpan latency, TimeSpan? firstToken)
@@ -88,33 +84,14 @@ public sealed class GatewayMetrics
         }
     }
 
-    public void RateLimited(RateLimiting.RateLimitKind limit) =>
-        _rateLimited.Add(1, new TagList { { "limit", limit.ToString().ToLowerInvariant() } });
+    /// <param name="limit">The limit that refused: requests, tokens, parallel or budget.</param>
+    public void RateLimited(string limit) =>
+        _rateLimited.Add(1, new TagList { { "limit", limit } });
 
     public void Admission(TimeSpan roundTrip) => _admission.Record(roundTrip.TotalSeconds);
 
     public void RateLimiterFallback(string mode, string reason) =>
         _fallbacks.Add(1, new TagList { { "mode", mode }, { "reason", reason } });
-
-    private static IEnumerable<Measurement<int>> ObserveCircuits(IServiceProvider services)
-    {
-        var catalog = (ProviderCatalog?)services.GetService(typeof(ProviderCatalog));
-        if (catalog is null)
-        {
-            yield break;
-        }
-
-        foreach (var provider in catalog.Providers)
-        {
-            var state = provider.Health.Circuit switch
-            {
-                CircuitState.Open or CircuitState.Isolated => 2,
-                CircuitState.HalfOpen => 1,
-                _ => 0,
-            };
-            yield return new Measurement<int>(state, new KeyValuePair<string, object?>("provider", provider.Name));
-        }
-    }
 
     private static string StatusLabel(int status) => status switch
     {

@@ -4,7 +4,7 @@ using GoblinAspire.Gateway.Caching;
 using GoblinAspire.Gateway.Keys;
 using GoblinAspire.Gateway.RateLimiting;
 using GoblinAspire.Gateway.Protocols;
-using GoblinAspire.Gateway.Relay;
+using GoblinAspire.Gateway.Stages;
 using GoblinAspire.Gateway.Responses;
 using GoblinAspire.Gateway.Routing;
 using GoblinAspire.Gateway.Spend;
@@ -16,7 +16,7 @@ using Polly;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
 
-namespace GoblinAspire.Gateway;
+namespace GoblinAspire.Gateway.Hosting;
 
 public static class GatewayApp
 {
@@ -66,25 +66,35 @@ public static class GatewayApp
         services.AddSingleton<ProviderCatalog>();
         services.AddSingleton<ProviderRouter>();
         services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<InferenceRelay>();
         services.AddMemoryCache();
         services.AddSingleton<KeyStore>();
+        services.AddSingleton<IKeyDirectory>(sp => sp.GetRequiredService<KeyStore>());
         services.AddSingleton<KeyAuthenticator>();
         services.AddHostedService<AnonymousAccessWarning>();
-        services.AddSingleton<DistributedRateLimiter>();
+        services.AddSingleton<IRateGate, DistributedRateLimiter>();
         services.AddSingleton<SpendQueries>();
-        services.AddSingleton<ResponseCache>();
+        services.AddSingleton<ISpendHistory>(sp => sp.GetRequiredService<SpendQueries>());
+        services.AddSingleton<IAnswerCache, ResponseCache>();
         services.AddSingleton<ResponseStore>();
         services.AddHostedService<ResponseRetention>();
         services.AddSingleton<UsageRecorder>();
+        services.AddSingleton<IUsageSink>(sp => sp.GetRequiredService<UsageRecorder>());
         services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
+
+        // The request path: admission, cache, forwarding, outcome (which also observes each attempt).
+        services.AddSingleton<AdmissionStage>();
+        services.AddSingleton<CacheStage>();
+        services.AddSingleton<OutcomeStage>();
+        services.AddSingleton<IAttemptObserver>(sp => sp.GetRequiredService<OutcomeStage>());
+        services.AddSingleton<ForwardingStage>();
+        services.AddSingleton<InferencePipeline>();
         services.AddSingleton<ProviderProbeService>();
         services.AddHostedService(sp => sp.GetRequiredService<ProviderProbeService>());
 
         // Failover, timeouts and circuits are the gateway's own policy, per provider. The standard resilience
         // handler that every other client gets would retry the same provider instead, and time out streams.
 #pragma warning disable EXTEXP0001 // Experimental, but the supported way to opt one client out of ConfigureHttpClientDefaults.
-        services.AddHttpClient(InferenceRelay.UpstreamClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
+        services.AddHttpClient(ProviderCatalog.UpstreamClientName, client => client.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
                 PooledConnectionLifetime = TimeSpan.FromMinutes(2),
@@ -95,7 +105,7 @@ public static class GatewayApp
                 EnableMultipleHttp2Connections = true,
             })
             .RemoveAllResilienceHandlers()
-            // Per-request logging scopes cost more than the relay itself; the relay logs failures on its own.
+            // Per-request logging scopes cost more than forwarding itself; the outcome stage logs failures on its own.
             .RemoveAllLoggers();
 #pragma warning restore EXTEXP0001
 
@@ -115,8 +125,9 @@ public static class GatewayApp
                         MinimumThroughput = breaker.MinimumThroughput,
                         SamplingDuration = breaker.SamplingDuration,
                         BreakDuration = breaker.BreakDuration,
+                        // Attempts return their failures as values (UpstreamFailure); only the timeout is an exception.
                         ShouldHandle = new PredicateBuilder()
-                            .Handle<UpstreamException>(ex => ex.CountsAgainstCircuit)
+                            .HandleResult(result => result is UpstreamFailure { CountsAgainstCircuit: true })
                             .Handle<TimeoutRejectedException>(),
                         OnOpened = _ => Changed(health, logger, CircuitState.Open),
                         OnHalfOpened = _ => Changed(health, logger, CircuitState.HalfOpen),

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 
-namespace GoblinAspire.Gateway.Relay;
+namespace GoblinAspire.Gateway.Protocols;
 
 /// <summary>
 /// Splits a Server-Sent Events stream into whole events without copying: each event is the raw bytes up to and

@@ -1,11 +1,9 @@
 using System.Text.Json.Nodes;
 using GoblinAspire.Gateway.OpenAi;
-using GoblinAspire.Gateway.Responses;
-using GoblinAspire.Gateway.Routing;
 using GoblinAspire.Gateway.Telemetry;
 using Npgsql;
 
-namespace GoblinAspire.Gateway.Relay;
+namespace GoblinAspire.Gateway.Responses;
 
 /// <summary>
 /// One Responses API request on its way through the relay: the conversation (earlier turns joined in), the request a
@@ -69,11 +67,9 @@ public sealed class ResponsesTurn
         return chat is null ? (null, error) : (new ResponsesTurn(conversation, request, chat), null);
     }
 
-    /// <summary>The request this provider gets, and the answer told which shape to expect back.</summary>
-    public InferenceRequest RequestFor(Provider provider)
+    /// <summary>The request a provider gets (native: speaks the Responses API), and the answer told which shape to expect back.</summary>
+    public InferenceRequest RequestFor(bool native)
     {
-        ArgumentNullException.ThrowIfNull(provider);
-        var native = provider.Options.NativeResponses;
         Answer?.Begin(native);
         return native ? Request : Chat;
     }
