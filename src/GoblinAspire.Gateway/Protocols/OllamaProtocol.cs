@@ -122,7 +122,7 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
             var buffer = result.Buffer;
             while (TryReadLine(ref buffer, out var lineBytes))
             {
-                if (IsBlank(lineBytes))
+                if (SseReader.IsWhitespace(lineBytes))
                 {
                     continue;
                 }
@@ -436,22 +436,6 @@ public sealed class OllamaProtocol(IOptions<GatewayOptions> options, TimeProvide
 
         line = buffer.Slice(0, position.Value);
         buffer = buffer.Slice(buffer.GetPosition(1, position.Value));
-        return true;
-    }
-
-    private static bool IsBlank(ReadOnlySequence<byte> line)
-    {
-        foreach (var segment in line)
-        {
-            foreach (var b in segment.Span)
-            {
-                if (b is not ((byte)' ' or (byte)'\r' or (byte)'\t'))
-                {
-                    return false;
-                }
-            }
-        }
-
         return true;
     }
 

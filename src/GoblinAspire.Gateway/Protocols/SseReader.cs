@@ -133,13 +133,14 @@ public sealed class SseReader(PipeReader reader)
         return true;
     }
 
-    private static bool IsWhitespace(ReadOnlySequence<byte> sequence)
+    /// <summary>Only spaces, tabs and line ends: a blank SSE separator or a blank NDJSON line.</summary>
+    internal static bool IsWhitespace(ReadOnlySequence<byte> sequence)
     {
         foreach (var segment in sequence)
         {
             foreach (var b in segment.Span)
             {
-                if (b is not ((byte)'\n' or (byte)'\r' or (byte)' '))
+                if (b is not ((byte)'\n' or (byte)'\r' or (byte)' ' or (byte)'\t'))
                 {
                     return false;
                 }
