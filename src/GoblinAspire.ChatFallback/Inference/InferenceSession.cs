@@ -97,7 +97,7 @@ public sealed class InferenceSession
         {
             var layer = _model.Layers[l];
             RmsNorm(_x, layer.AttentionNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
             layer.Query.Multiply(_normed, _q, _threads);
             layer.Key.Multiply(_normed, _k, _threads);
             layer.Value.Multiply(_normed, _v, _threads);
@@ -132,12 +132,12 @@ public sealed class InferenceSession
                 }
             }
 
-            _attention.Quantize();
+            _attention.Quantize(layer.Output.InputForms);
             layer.Output.Multiply(_attention, _projected, _threads);
             TensorPrimitives.Add(_x, _projected, _x);
 
             RmsNorm(_x, layer.FeedForwardNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(layer.Gate.InputForms | layer.Up.InputForms);
             layer.Gate.Multiply(_normed, _gate, _threads);
             layer.Up.Multiply(_normed, _up, _threads);
             // SwiGLU: silu(gate) · up.
@@ -148,13 +148,13 @@ public sealed class InferenceSession
                 hidden[i] = g / (1f + MathF.Exp(-g)) * _up[i];
             }
 
-            _hidden.Quantize();
+            _hidden.Quantize(layer.Down.InputForms);
             layer.Down.Multiply(_hidden, _projected, _threads);
             TensorPrimitives.Add(_x, _projected, _x);
         }
 
         RmsNorm(_x, _model.OutputNorm, _normed.Values, config.NormEpsilon);
-        _normed.Quantize();
+        _normed.Quantize(_model.Output.InputForms);
         _model.Output.Multiply(_normed, _logits, _threads);
         Position++;
         return _logits;
@@ -223,7 +223,7 @@ public sealed class InferenceSession
                 RmsNorm(b.X.AsSpan(t * dim, dim), layer.AttentionNorm, b.Normed.Row(t), config.NormEpsilon);
             }
 
-            b.Normed.Quantize(count, layer.Query.UsesQuantizedInput || layer.Key.UsesQuantizedInput || layer.Value.UsesQuantizedInput);
+            b.Normed.Quantize(count, layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
             layer.Query.MultiplyBatch(b.Normed, count, b.Q, _threads);
             layer.Key.MultiplyBatch(b.Normed, count, b.K, _threads);
             layer.Value.MultiplyBatch(b.Normed, count, b.V, _threads);
@@ -278,7 +278,7 @@ public sealed class InferenceSession
                 },
                 _ => { });
 
-            b.Attention.Quantize(count, layer.Output.UsesQuantizedInput);
+            b.Attention.Quantize(count, layer.Output.InputForms);
             layer.Output.MultiplyBatch(b.Attention, count, b.Projected, _threads);
             TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
 
@@ -287,7 +287,7 @@ public sealed class InferenceSession
                 RmsNorm(b.X.AsSpan(t * dim, dim), layer.FeedForwardNorm, b.Normed.Row(t), config.NormEpsilon);
             }
 
-            b.Normed.Quantize(count, layer.Gate.UsesQuantizedInput || layer.Up.UsesQuantizedInput);
+            b.Normed.Quantize(count, layer.Gate.InputForms | layer.Up.InputForms);
             layer.Gate.MultiplyBatch(b.Normed, count, b.Gate, _threads);
             layer.Up.MultiplyBatch(b.Normed, count, b.Up, _threads);
             var hidden = b.Hidden.Values.AsSpan(0, count * config.FeedForward);
@@ -298,7 +298,7 @@ public sealed class InferenceSession
                 hidden[i] = g / (1f + MathF.Exp(-g)) * b.Up[i];
             }
 
-            b.Hidden.Quantize(count, layer.Down.UsesQuantizedInput);
+            b.Hidden.Quantize(count, layer.Down.InputForms);
             layer.Down.MultiplyBatch(b.Hidden, count, b.Projected, _threads);
             TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
         }
@@ -309,7 +309,7 @@ public sealed class InferenceSession
             // Only the last token's logits are wanted: the vocabulary projection runs once, not once per token.
             b.X.AsSpan((count - 1) * dim, dim).CopyTo(_x);
             RmsNorm(_x, _model.OutputNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(_model.Output.InputForms);
             _model.Output.Multiply(_normed, _logits, _threads);
         }
     }

@@ -16,7 +16,7 @@ public static class Quants
 {
     public const int Q8Block = 32;
 
-    private static readonly float[] HalfTable = BuildHalfTable();
+    internal static readonly float[] HalfTable = BuildHalfTable();
 
     public static bool FastPath => Avx2.IsSupported && Fma.IsSupported;
 
@@ -178,21 +178,43 @@ public static class Quants
         }
     }
 
-    /// <summary>Quantises activations to Q8_0 (per 32 values: a scale and int8s), as ggml does before integer dots.</summary>
+    /// <summary>
+    /// Quantises activations to Q8_0 (per 32 values: a scale and int8s), as ggml does before integer dots. Rounding is
+    /// to nearest (ties to even, as ggml's SIMD quantiser does; the scalar one rounds ties away from zero).
+    /// </summary>
     public static void QuantizeQ8(ReadOnlySpan<float> x, Span<sbyte> q, Span<float> scales)
     {
         for (int b = 0, o = 0; o < x.Length; b++, o += Q8Block)
         {
             var block = x.Slice(o, Q8Block);
-            var max = TensorPrimitives.MaxMagnitude(block);
-            var amax = MathF.Abs(max);
+            var amax = MathF.Abs(TensorPrimitives.MaxMagnitude(block));
             var d = amax / 127f;
             var inverse = d == 0 ? 0 : 1 / d;
             scales[b] = d;
-            for (var j = 0; j < Q8Block; j++)
+            Round(block, inverse, q.Slice(o, Q8Block));
+        }
+    }
+
+    /// <summary><c>q = round(x · scale)</c> for values that fit in a signed byte (|x·scale| ≤ 127).</summary>
+    public static void Round(ReadOnlySpan<float> x, float scale, Span<sbyte> q)
+    {
+        var i = 0;
+        if (Avx512F.IsSupported)
+        {
+            ref var f = ref MemoryMarshal.GetReference(x);
+            ref var o = ref MemoryMarshal.GetReference(q);
+            var s = Vector512.Create(scale);
+            for (; i + 16 <= x.Length; i += 16)
             {
-                q[o + j] = (sbyte)MathF.Round(block[j] * inverse, MidpointRounding.AwayFromZero);
+                // vcvtps2dq rounds to nearest even; vpmovdb narrows (the values already fit).
+                var n = Avx512F.ConvertToVector512Int32(Vector512.LoadUnsafe(ref f, (nuint)i) * s);
+                Avx512F.ConvertToVector128SByte(n).StoreUnsafe(ref o, (nuint)i);
             }
+        }
+
+        for (; i < x.Length; i++)
+        {
+            q[i] = (sbyte)MathF.Round(x[i] * scale, MidpointRounding.ToEven);
         }
     }
 
