@@ -165,6 +165,7 @@ public static class TiledKernels
 
     private const int PreparedGroupBytes = 192;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Groups<TFormat>(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, float[] offsets, int tokens, float[] y, int from, int to)
         where TFormat : struct, IGroupFormat
     {
@@ -254,6 +255,7 @@ public static class TiledKernels
         scale = Vector512.LoadUnsafe(ref p, 128).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x4<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, ref float xo, int columns, int laneStride, int t, float[] y, int rows, int r)
         where TFormat : struct, IGroupFormat
     {
@@ -302,6 +304,7 @@ public static class TiledKernels
         Store4(y, rows, t + 3, r, a03, a13, a23, a33);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x1<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, ref float xo, int columns, int laneStride, int t, float[] y, int rows, int r)
         where TFormat : struct, IGroupFormat
     {
@@ -344,6 +347,7 @@ public static class TiledKernels
     /// One Q4_K super-block unpacked: four 64-byte runs of nibbles in column order, the eight 6-bit sub-block scales
     /// spread over the 16-bit pair sums they multiply, the minimums (dmin·m per sub-block, lanes 0–7) and d.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrepareQ4K(ref byte block, ref byte p)
     {
         var mask = Vector256.Create((byte)0x0F);
@@ -353,38 +357,55 @@ public static class TiledKernels
             Vector512.Create(packed & mask, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask).StoreUnsafe(ref p, (nuint)(64 * g));
         }
 
-        ref var s = ref Unsafe.Add(ref block, 4);
-        Span<short> scales = stackalloc short[8];
-        Span<float> mins = stackalloc float[8];
-        var dmin = Quants.HalfTable[Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref block, 2))];
-        for (var j = 0; j < 8; j++)
-        {
-            int scale, min;
-            if (j < 4)
-            {
-                scale = Unsafe.Add(ref s, j) & 63;
-                min = Unsafe.Add(ref s, j + 4) & 63;
-            }
-            else
-            {
-                scale = (Unsafe.Add(ref s, j + 4) & 0x0F) | ((Unsafe.Add(ref s, j - 4) >> 6) << 4);
-                min = (Unsafe.Add(ref s, j + 4) >> 4) | ((Unsafe.Add(ref s, j) >> 6) << 4);
-            }
-
-            scales[j] = (short)scale;
-            mins[j] = dmin * min;
-        }
-
-        var scaleVector = Vector128.Create((ReadOnlySpan<short>)scales).ToVector256Unsafe().ToVector512Unsafe();
+        UnpackScales(ref block, out var scales, out var mins);
         for (var g = 0; g < 4; g++)
         {
-            // maddubs leaves 32 pair sums: the first 16 belong to sub-block 2g, the rest to 2g+1.
-            var control = Vector512.ConditionalSelect(Vector512.LessThan(Vector512<short>.Indices, Vector512.Create((short)16)), Vector512.Create((short)(2 * g)), Vector512.Create((short)((2 * g) + 1)));
-            Avx512BW.PermuteVar32x16(scaleVector, control).StoreUnsafe(ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256 + (64 * g))));
+            Avx512BW.PermuteVar32x16(scales, SubBlockControl(g)).StoreUnsafe(ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256 + (64 * g))));
         }
 
-        Vector256.Create((ReadOnlySpan<float>)mins).ToVector512().StoreUnsafe(ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512)));
+        mins.StoreUnsafe(ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512)));
         Vector512.Create(Quants.HalfTable[Unsafe.ReadUnaligned<ushort>(ref block)]).StoreUnsafe(ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 576)));
+    }
+
+    /// <summary>maddubs leaves 32 pair sums per 64 values from 64g: the first 16 belong to sub-block 2g, the rest to 2g+1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> SubBlockControl(int g) => Vector512.ShiftRightLogical(Vector512<short>.Indices, 4) + Vector512.Create((short)(2 * g));
+
+    /// <summary>
+    /// Q4_K's twelve bytes of 6-bit scales and minimums, unpacked with word-wide masks (bytes 0–3 hold scales 0–3 and
+    /// the top bits of scales 4–7, bytes 4–7 minimums 0–3 and the top bits of minimums 4–7, bytes 8–11 the low
+    /// nibbles of both): scales as 16-bit lanes 0–7, and dmin·minimum as floats in lanes 0–7 (the rest zero).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UnpackScales(ref byte block, out Vector512<short> scales, out Vector512<float> mins)
+    {
+        var a = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 4));
+        var b = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 8));
+        var c = Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref block, 12));
+        var scaleBytes = (a & 0x3F3F3F3Fu) | ((ulong)((c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u)) << 32);
+        var minBytes = (b & 0x3F3F3F3Fu) | ((ulong)(((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u)) << 32);
+        scales = Avx2.ConvertToVector256Int16(Vector128.CreateScalarUnsafe(scaleBytes).AsByte()).ToVector512Unsafe();
+        var dmin = Quants.HalfTable[Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref block, 2))];
+        mins = (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Vector128.CreateScalarUnsafe(minBytes).AsByte())) * dmin).ToVector512();
+    }
+
+    /// <summary>One Q4_K super-block of one row against one token, unpacked in registers (decode).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> DirectQ4K(ref byte block, ref byte xq, nuint q, float dx, ref float xm, nuint m, Vector512<float> acc)
+    {
+        var mask = Vector256.Create((byte)0x0F);
+        UnpackScales(ref block, out var scales, out var mins);
+        var sums = Vector512<int>.Zero;
+        for (var g = 0; g < 4; g++)
+        {
+            var packed = Vector256.LoadUnsafe(ref block, (nuint)(16 + (32 * g)));
+            var w = Vector512.Create(packed & mask, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+            sums += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w, Vector512.LoadUnsafe(ref xq, q + (nuint)(64 * g)).AsSByte()), Avx512BW.PermuteVar32x16(scales, SubBlockControl(g)));
+        }
+
+        acc = Vector512.FusedMultiplyAdd(mins, Vector512.LoadUnsafe(ref xm, m), acc);
+        var d = Quants.HalfTable[Unsafe.ReadUnaligned<ushort>(ref block)] * dx;
+        return Vector512.FusedMultiplyAdd(Vector512.Create(d), Avx512F.ConvertToVector512Single(sums), acc);
     }
 
     /// <summary>acc + d·d_x·Σ scale·(q·x) − dmin·d_x·Σ min·Σx for one prepared super-block and one token.</summary>
@@ -401,6 +422,7 @@ public static class TiledKernels
         return Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref f, 16) * dx, Avx512F.ConvertToVector512Single((i0 + i1) + (i2 + i3)), acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperQ4K(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, int tokens, float[] y, int from, int to)
     {
         var supers = columns / 256;
@@ -408,13 +430,12 @@ public static class TiledKernels
         ref var xq = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetArrayDataReference(x.SuperQuants));
         ref var xd = ref MemoryMarshal.GetArrayDataReference(x.SuperScales);
         ref var xm = ref MemoryMarshal.GetArrayDataReference(x.SuperMins);
-        var rowsAtOnce = tokens >= 4 ? 4 : 1;
-        var prepared = ArrayPool<byte>.Shared.Rent(rowsAtOnce * supers * PreparedSuperBytes);
+        var prepared = ArrayPool<byte>.Shared.Rent(4 * supers * PreparedSuperBytes);
         try
         {
             ref var p0 = ref MemoryMarshal.GetArrayDataReference(prepared);
             var r = from;
-            if (rowsAtOnce == 4)
+            if (tokens >= 4)
             {
                 for (; r + 4 <= to; r += 4)
                 {
@@ -491,20 +512,29 @@ public static class TiledKernels
                 }
             }
 
-            // Decode and leftover rows: one super-block unpacked at a time, used for every token at once.
+            // Decode and leftover rows: unpacked in registers, super-block by super-block.
             for (; r < to; r++)
             {
+                ref var row = ref Unsafe.Add(ref w, (nint)r * rowBytes);
                 for (var t = 0; t < tokens; t++)
                 {
-                    var acc = Vector512<float>.Zero;
-                    for (var s = 0; s < supers; s++)
+                    var acc0 = Vector512<float>.Zero;
+                    var acc1 = Vector512<float>.Zero;
+                    var s = 0;
+                    for (; s + 2 <= supers; s += 2)
                     {
-                        PrepareQ4K(ref Unsafe.Add(ref w, ((nint)r * rowBytes) + (s * 144)), ref p0);
                         var k = (t * supers) + s;
-                        acc = StepQ4K(ref p0, ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc);
+                        acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
+                        acc1 = DirectQ4K(ref Unsafe.Add(ref row, (s + 1) * 144), ref xq, (nuint)((t * columns) + ((s + 1) * 256)), Unsafe.Add(ref xd, k + 1), ref xm, (nuint)((k + 1) * 16), acc1);
                     }
 
-                    y[(t * rows) + r] = Vector512.Sum(acc);
+                    if (s < supers)
+                    {
+                        var k = (t * supers) + s;
+                        acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
+                    }
+
+                    y[(t * rows) + r] = Vector512.Sum(acc0 + acc1);
                 }
             }
         }
@@ -520,6 +550,7 @@ public static class TiledKernels
     /// Q6_K against activations with one scale per 256: the 6-bit quants (0–63) as unsigned bytes, their int8 scales
     /// per 16 values through the pair sums, and the offset of 32 taken off as 32·Σ scale·Σx per 16 values.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float DotQ6K(byte[] data, int offset, int columns, ActivationBatch x, int token)
     {
         var supers = columns / 256;
@@ -565,6 +596,7 @@ public static class TiledKernels
 
     // ---- F32, F16, BF16: float rows, converted once per four rows and reused for every tile of four tokens ----
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Floats(GgmlType type, byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, int tokens, float[] y, int from, int to)
     {
         ref var xf = ref MemoryMarshal.GetArrayDataReference(x.Values);
