@@ -197,6 +197,13 @@ public sealed class InferenceSession
             _model.Embedding.DequantizeRow(token, b.X.AsSpan(t * dim, dim));
         }
 
+        // The rotation angles depend only on the position: once per chunk, not once per layer.
+        var pairs = config.RopeDimensions / 2;
+        for (var t = 0; t < count; t++)
+        {
+            RotationAngles(pos0 + t, b.Cos.AsSpan(t * pairs, pairs), b.Sin.AsSpan(t * pairs, pairs));
+        }
+
         for (var l = 0; l < config.Layers; l++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -211,7 +218,9 @@ public sealed class InferenceSession
             layer.Key.MultiplyBatch(b.Normed, count, b.K, _threads);
             layer.Value.MultiplyBatch(b.Normed, count, b.V, _threads);
             EnsureCache(l, pos0 + count, kvDim);
-            for (var t = 0; t < count; t++)
+            var keys = _keys[l];
+            var values = _values[l];
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads }, t =>
             {
                 var q = b.Q.AsSpan(t * queryDim, queryDim);
                 var k = b.K.AsSpan(t * kvDim, kvDim);
@@ -221,16 +230,15 @@ public sealed class InferenceSession
                 AddBias(v, layer.ValueBias);
                 HeadNorm(q, layer.QueryNorm, headDim, config.NormEpsilon);
                 HeadNorm(k, layer.KeyNorm, headDim, config.NormEpsilon);
-                RotationAngles(pos0 + t);
-                Rotate(q, headDim, config.RopeLayout);
-                Rotate(k, headDim, config.RopeLayout);
-                k.CopyTo(_keys[l].AsSpan((pos0 + t) * kvDim));
-                v.CopyTo(_values[l].AsSpan((pos0 + t) * kvDim));
-            }
+                var cos = b.Cos.AsSpan(t * pairs, pairs);
+                var sin = b.Sin.AsSpan(t * pairs, pairs);
+                Rotate(q, headDim, config.RopeLayout, cos, sin);
+                Rotate(k, headDim, config.RopeLayout, cos, sin);
+                k.CopyTo(keys.AsSpan((pos0 + t) * kvDim));
+                v.CopyTo(values.AsSpan((pos0 + t) * kvDim));
+            });
 
             // Causal attention: token t of the batch sees the cache up to its own position; (token, head) pairs in parallel.
-            var keys = _keys[l];
-            var values = _values[l];
             Parallel.For(
                 0,
                 count * config.Heads,
@@ -241,7 +249,9 @@ public sealed class InferenceSession
                     var t = item / config.Heads;
                     var h = item % config.Heads;
                     var query = b.Q.AsSpan((t * queryDim) + (h * headDim), headDim);
-                    Attend(query, keys, values, kvDim, h / group * headDim, pos0 + t + 1, scale, scores, b.Attention.Row(t).Slice(h * headDim, headDim));
+                    var head = b.Attention.Row(t).Slice(h * headDim, headDim);
+                    Attend(query, keys, values, kvDim, h / group * headDim, pos0 + t + 1, scale, scores, head);
+
                     return scores;
                 },
                 _ => { });
@@ -359,24 +369,28 @@ public sealed class InferenceSession
     /// the last bits): the angle starts at the position and is multiplied by base^(-2/n) per pair, then divided by
     /// the pair's Llama 3 factor and scaled linearly.
     /// </summary>
-    private void RotationAngles(int position)
+    private void RotationAngles(int position) => RotationAngles(position, _cos, _sin);
+
+    private void RotationAngles(int position, Span<float> cos, Span<float> sin)
     {
         var config = _model.Config;
         var step = MathF.Pow(config.RopeFrequencyBase, -2f / config.RopeDimensions);
         var factors = _model.RopeFactors;
         float theta = position;
-        for (var i = 0; i < _cos.Length; i++)
+        for (var i = 0; i < cos.Length; i++)
         {
             var angle = config.RopeFrequencyScale * (factors is null ? theta : theta / factors[i]);
-            (_sin[i], _cos[i]) = MathF.SinCos(angle);
+            (sin[i], cos[i]) = MathF.SinCos(angle);
             theta *= step;
         }
     }
 
     /// <summary>Rotates every head of <paramref name="vector"/>: adjacent pairs (2i, 2i+1), or pairs (i, i + n/2) across the halves.</summary>
-    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout)
+    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout) => Rotate(vector, headDimension, layout, _cos, _sin);
+
+    private static void Rotate(Span<float> vector, int headDimension, RopeLayout layout, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
-        var pairs = _cos.Length;
+        var pairs = cos.Length;
         for (var head = 0; head < vector.Length; head += headDimension)
         {
             for (var i = 0; i < pairs; i++)
@@ -384,8 +398,8 @@ public sealed class InferenceSession
                 var (ia, ib) = layout == RopeLayout.Adjacent ? (head + (2 * i), head + (2 * i) + 1) : (head + i, head + i + pairs);
                 var a = vector[ia];
                 var b = vector[ib];
-                vector[ia] = (a * _cos[i]) - (b * _sin[i]);
-                vector[ib] = (a * _sin[i]) + (b * _cos[i]);
+                vector[ia] = (a * cos[i]) - (b * sin[i]);
+                vector[ib] = (a * sin[i]) + (b * cos[i]);
             }
         }
     }
@@ -428,6 +442,10 @@ public sealed class InferenceSession
     /// <summary>The scratch of <see cref="Prefill"/>, one row per token of a chunk; made on first use.</summary>
     private sealed class Batch(LlamaConfig config)
     {
+        public float[] Cos { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+
+        public float[] Sin { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+
         public float[] X { get; } = new float[PrefillChunk * config.Dimension];
 
         public ActivationBatch Normed { get; } = new(PrefillChunk, config.Dimension);

@@ -377,7 +377,24 @@ public static class Quants
         var n = x.Length;
         var i = 0;
         var sum = 0f;
-        if (Vector256.IsHardwareAccelerated && n >= 8)
+        if (Avx512F.IsSupported && n >= 32)
+        {
+            // The same conversion 16 halves at a time: decode reads F16 weights as fast as memory delivers them.
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var magic = Vector512.Create(0x77800000).AsSingle();
+            var exponent = Vector512.Create(0x7C00u);
+            var acc0 = Vector512<float>.Zero;
+            var acc1 = Vector512<float>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                acc0 = Vector512.FusedMultiplyAdd(Widen(Vector256.LoadUnsafe(ref h, (nuint)i), magic, exponent), Vector512.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector512.FusedMultiplyAdd(Widen(Vector256.LoadUnsafe(ref h, (nuint)(i + 16)), magic, exponent), Vector512.LoadUnsafe(ref f, (nuint)(i + 16)), acc1);
+            }
+
+            sum = Vector512.Sum(acc0 + acc1);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             ref var h = ref MemoryMarshal.GetReference(halves);
             ref var f = ref MemoryMarshal.GetReference(x);
@@ -407,6 +424,38 @@ public static class Quants
         return sum;
     }
 
+    /// <summary>F16 to floats, 16 at a time with AVX-512 (the conversion of <see cref="DotF16"/>); any tail one by one.</summary>
+    public static void ConvertF16(ReadOnlySpan<byte> row, Span<float> destination)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(row);
+        var i = 0;
+        if (Avx512F.IsSupported)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(destination);
+            var magic = Vector512.Create(0x77800000).AsSingle();
+            var exponent = Vector512.Create(0x7C00u);
+            for (; i + 16 <= destination.Length; i += 16)
+            {
+                Widen(Vector256.LoadUnsafe(ref h, (nuint)i), magic, exponent).StoreUnsafe(ref f, (nuint)i);
+            }
+        }
+
+        for (; i < destination.Length; i++)
+        {
+            destination[i] = HalfTable[halves[i]];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Widen(Vector256<ushort> halves, Vector512<float> magic, Vector512<uint> exponent)
+    {
+        var bits = Avx512F.ConvertToVector512UInt32(halves);
+        var magnitude = (Vector512.ShiftLeft(bits & Vector512.Create(0x7FFFu), 13).AsSingle() * magic).AsUInt32();
+        var special = Vector512.Equals(bits & exponent, exponent) & Vector512.Create(0x7F800000u);
+        return (magnitude | special | Vector512.ShiftLeft(bits & Vector512.Create(0x8000u), 16)).AsSingle();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen(Vector128<ushort> halves, Vector256<float> magic, Vector256<uint> exponent)
     {
@@ -424,7 +473,23 @@ public static class Quants
         var n = x.Length;
         var i = 0;
         var sum = 0f;
-        if (Vector256.IsHardwareAccelerated && n >= 8)
+        if (Avx512F.IsSupported && n >= 32)
+        {
+            ref var h = ref MemoryMarshal.GetReference(halves);
+            ref var f = ref MemoryMarshal.GetReference(x);
+            var acc0 = Vector512<float>.Zero;
+            var acc1 = Vector512<float>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                var a = Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.LoadUnsafe(ref h, (nuint)i)), 16).AsSingle();
+                var b = Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.LoadUnsafe(ref h, (nuint)(i + 16))), 16).AsSingle();
+                acc0 = Vector512.FusedMultiplyAdd(a, Vector512.LoadUnsafe(ref f, (nuint)i), acc0);
+                acc1 = Vector512.FusedMultiplyAdd(b, Vector512.LoadUnsafe(ref f, (nuint)(i + 16)), acc1);
+            }
+
+            sum = Vector512.Sum(acc0 + acc1);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             ref var h = ref MemoryMarshal.GetReference(halves);
             ref var f = ref MemoryMarshal.GetReference(x);

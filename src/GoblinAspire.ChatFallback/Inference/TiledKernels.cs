@@ -697,7 +697,7 @@ public static class TiledKernels
         switch (type)
         {
             case GgmlType.F16:
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(row), destination);
+                Quants.ConvertF16(row, destination);
                 break;
             case GgmlType.BF16:
                 ref var h = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, ushort>(row));
