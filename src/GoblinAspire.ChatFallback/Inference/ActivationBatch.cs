@@ -42,14 +42,14 @@ public sealed class ActivationBatch(int capacity, int length)
     /// </summary>
     public sbyte[] GroupQuants => _groupQuants ??= new sbyte[Capacity * Length];
 
-    /// <summary>Per 128 columns, 16 lanes: each block's scale four times (a 32-bit lane sums four byte products).</summary>
-    public float[] GroupScales => _groupScales ??= new float[Capacity * Length / 8];
+    /// <summary>
+    /// Per 128 columns, 8 floats: the four blocks' scales d, then −2·d·Σq each, a quarter of the −8·Σx that Q4_0's
+    /// offset of 8 takes off a block's dot (a 32-bit lane sums four of the block's byte products).
+    /// </summary>
+    public float[] GroupFactors4 => _groupFactors4 ??= new float[Capacity * Length / 16];
 
-    /// <summary>Per lane, −2·d·Σq: a quarter of the −8·Σx that Q4_0's offset of 8 subtracts from a block's dot.</summary>
-    public float[] GroupOffsets4 => _groupOffsets4 ??= new float[Capacity * Length / 8];
-
-    /// <summary>Per lane, −32·d·Σq: a quarter of the −128·Σx that undoes Q8_0 weights being made unsigned (w + 128).</summary>
-    public float[] GroupOffsets8 => _groupOffsets8 ??= new float[Capacity * Length / 8];
+    /// <summary>As <see cref="GroupFactors4"/> with −32·d·Σq: a quarter of the −128·Σx that undoes Q8_0 weights made unsigned (w + 128).</summary>
+    public float[] GroupFactors8 => _groupFactors8 ??= new float[Capacity * Length / 16];
 
     /// <summary><see cref="ActivationForms.SuperBlocks"/>: quants in column order with one scale per 256 columns.</summary>
     public sbyte[] SuperQuants => _superQuants ??= new sbyte[Capacity * Length];
@@ -63,9 +63,8 @@ public sealed class ActivationBatch(int capacity, int length)
     public short[] SuperSums16 => _superSums16 ??= new short[Capacity * Length / 16];
 
     private sbyte[]? _groupQuants;
-    private float[]? _groupScales;
-    private float[]? _groupOffsets4;
-    private float[]? _groupOffsets8;
+    private float[]? _groupFactors4;
+    private float[]? _groupFactors8;
     private sbyte[]? _superQuants;
     private float[]? _superScales;
     private float[]? _superMins;
@@ -111,12 +110,11 @@ public sealed class ActivationBatch(int capacity, int length)
     private void Regroup(int token)
     {
         var quants = GroupQuants;
-        var scales = GroupScales;
-        var offsets4 = GroupOffsets4;
-        var offsets8 = GroupOffsets8;
+        var factors4 = GroupFactors4;
+        var factors8 = GroupFactors8;
         var blocks = Length / Quants.Q8Block;
         var row = token * Length;
-        var lane0 = token * Length / 8;
+        var factor0 = token * Length / 16;
         for (var b = 0; b < blocks; b++)
         {
             var group = b / 4;
@@ -127,10 +125,11 @@ public sealed class ActivationBatch(int capacity, int length)
             source[16..].CopyTo(destination[64..]);
             var d = Scales[(token * blocks) + b];
             var dsum = d * Sums[(token * blocks) + b];
-            var lane = lane0 + (group * 16) + (within * 4);
-            scales.AsSpan(lane, 4).Fill(d);
-            offsets4.AsSpan(lane, 4).Fill(-2 * dsum);
-            offsets8.AsSpan(lane, 4).Fill(-32 * dsum);
+            var f = factor0 + (group * 8) + within;
+            factors4[f] = d;
+            factors4[f + 4] = -2 * dsum;
+            factors8[f] = d;
+            factors8[f + 4] = -32 * dsum;
         }
     }
 

@@ -46,10 +46,10 @@ public static class TiledKernels
         switch (type)
         {
             case GgmlType.Q4_0:
-                Groups<Q4_0Group>(data, rowBytes, rows, columns, x, x.GroupOffsets4, tokens, y, from, to);
+                Groups<Q4_0Group>(data, rowBytes, rows, columns, x, x.GroupFactors4, tokens, y, from, to);
                 break;
             case GgmlType.Q8_0:
-                Groups<Q8_0Group>(data, rowBytes, rows, columns, x, x.GroupOffsets8, tokens, y, from, to);
+                Groups<Q8_0Group>(data, rowBytes, rows, columns, x, x.GroupFactors8, tokens, y, from, to);
                 break;
             case GgmlType.Q4_K:
                 SuperQ4K(data, rowBytes, rows, columns, x, tokens, y, from, to);
@@ -153,29 +153,35 @@ public static class TiledKernels
         return Avx512F.PermuteVar16x32(scales.ToVector256Unsafe().ToVector512Unsafe(), Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     }
 
-    /// <summary>One group of one row against one token: acc + d_w ⊙ (d_x ⊙ Σ + offset), 16 lanes.</summary>
+    /// <summary>
+    /// One group of one row against one token: acc + d_w ⊙ (d_x ⊙ Σ + offset), 16 lanes. A token group's four scales
+    /// and four offsets are read as 32 bytes and spread to lanes in registers: the activations' side is what streams
+    /// from L2 in a prefill, so it is kept small.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Step<TFormat>(Vector512<byte> low, Vector512<byte> high, Vector512<float> scale, ref byte xq, nuint q, ref float xs, ref float xo, nuint s, Vector512<float> acc)
+    private static Vector512<float> Step<TFormat>(Vector512<byte> low, Vector512<byte> high, Vector512<float> scale, ref byte xq, nuint q, ref float xs, nuint s, Vector512<float> acc)
         where TFormat : struct, IGroupFormat
     {
         var dot = TFormat.Dot(low, high, Vector512.LoadUnsafe(ref xq, q).AsSByte(), Vector512.LoadUnsafe(ref xq, q + 64).AsSByte());
-        var scaled = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xs, s), Avx512F.ConvertToVector512Single(dot), Vector512.LoadUnsafe(ref xo, s));
+        var factors = Vector256.LoadUnsafe(ref xs, s).ToVector512Unsafe();
+        var dx = Avx512F.PermuteVar16x32(factors, Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+        var offset = Avx512F.PermuteVar16x32(factors, Vector512.Create(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7));
+        var scaled = Vector512.FusedMultiplyAdd(dx, Avx512F.ConvertToVector512Single(dot), offset);
         return Vector512.FusedMultiplyAdd(scale, scaled, acc);
     }
 
     private const int PreparedGroupBytes = 192;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Groups<TFormat>(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, float[] offsets, int tokens, float[] y, int from, int to)
+    private static void Groups<TFormat>(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, float[] factors, int tokens, float[] y, int from, int to)
         where TFormat : struct, IGroupFormat
     {
         var groups = columns / 128;
         var groupBytes = TFormat.GroupBytes;
         ref var w = ref MemoryMarshal.GetArrayDataReference(data);
         ref var xq = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetArrayDataReference(x.GroupQuants));
-        ref var xs = ref MemoryMarshal.GetArrayDataReference(x.GroupScales);
-        ref var xo = ref MemoryMarshal.GetArrayDataReference(offsets);
-        var laneStride = columns / 8;
+        ref var xs = ref MemoryMarshal.GetArrayDataReference(factors);
+        var laneStride = columns / 16;
         var r = from;
         if (tokens >= 4)
         {
@@ -202,12 +208,12 @@ public static class TiledKernels
                     var t = 0;
                     for (; t + 4 <= tokens; t += 4)
                     {
-                        Tile4x4<TFormat>(ref p0, groups, ref xq, ref xs, ref xo, columns, laneStride, t, y, rows, r);
+                        Tile4x4<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
                     }
 
                     for (; t < tokens; t++)
                     {
-                        Tile4x1<TFormat>(ref p0, groups, ref xq, ref xs, ref xo, columns, laneStride, t, y, rows, r);
+                        Tile4x1<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
                     }
                 }
             }
@@ -231,15 +237,15 @@ public static class TiledKernels
                 for (; g + 2 <= groups; g += 2)
                 {
                     TFormat.Prepare(ref Unsafe.Add(ref row, g * groupBytes), out var low, out var high, out var scale);
-                    acc0 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)(g * 128), ref xs, ref xo, s + (nuint)(g * 16), acc0);
+                    acc0 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)(g * 128), ref xs, s + (nuint)(g * 8), acc0);
                     TFormat.Prepare(ref Unsafe.Add(ref row, (g + 1) * groupBytes), out low, out high, out scale);
-                    acc1 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)((g + 1) * 128), ref xs, ref xo, s + (nuint)((g + 1) * 16), acc1);
+                    acc1 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)((g + 1) * 128), ref xs, s + (nuint)((g + 1) * 8), acc1);
                 }
 
                 if (g < groups)
                 {
                     TFormat.Prepare(ref Unsafe.Add(ref row, g * groupBytes), out var low, out var high, out var scale);
-                    acc0 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)(g * 128), ref xs, ref xo, s + (nuint)(g * 16), acc0);
+                    acc0 = Step<TFormat>(low, high, scale, ref xq, q + (nuint)(g * 128), ref xs, s + (nuint)(g * 8), acc0);
                 }
 
                 y[(t * rows) + r] = Vector512.Sum(acc0 + acc1);
@@ -256,7 +262,7 @@ public static class TiledKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x4<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, ref float xo, int columns, int laneStride, int t, float[] y, int rows, int r)
+    private static void Tile4x4<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
         where TFormat : struct, IGroupFormat
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
@@ -275,27 +281,27 @@ public static class TiledKernels
         {
             ref var p = ref Unsafe.Add(ref prepared, g * 4 * PreparedGroupBytes);
             var gq = (nuint)(g * 128);
-            var gs = (nuint)(g * 16);
+            var gs = (nuint)(g * 8);
             LoadPrepared(ref p, out var low, out var high, out var scale);
-            a00 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, ref xo, s0 + gs, a00);
-            a01 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, ref xo, s1 + gs, a01);
-            a02 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, ref xo, s2 + gs, a02);
-            a03 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, ref xo, s3 + gs, a03);
+            a00 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a00);
+            a01 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a01);
+            a02 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a02);
+            a03 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a03);
             LoadPrepared(ref Unsafe.Add(ref p, PreparedGroupBytes), out low, out high, out scale);
-            a10 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, ref xo, s0 + gs, a10);
-            a11 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, ref xo, s1 + gs, a11);
-            a12 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, ref xo, s2 + gs, a12);
-            a13 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, ref xo, s3 + gs, a13);
+            a10 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a10);
+            a11 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a11);
+            a12 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a12);
+            a13 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a13);
             LoadPrepared(ref Unsafe.Add(ref p, 2 * PreparedGroupBytes), out low, out high, out scale);
-            a20 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, ref xo, s0 + gs, a20);
-            a21 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, ref xo, s1 + gs, a21);
-            a22 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, ref xo, s2 + gs, a22);
-            a23 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, ref xo, s3 + gs, a23);
+            a20 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a20);
+            a21 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a21);
+            a22 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a22);
+            a23 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a23);
             LoadPrepared(ref Unsafe.Add(ref p, 3 * PreparedGroupBytes), out low, out high, out scale);
-            a30 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, ref xo, s0 + gs, a30);
-            a31 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, ref xo, s1 + gs, a31);
-            a32 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, ref xo, s2 + gs, a32);
-            a33 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, ref xo, s3 + gs, a33);
+            a30 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a30);
+            a31 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a31);
+            a32 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a32);
+            a33 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a33);
         }
 
         Store4(y, rows, t, r, a00, a10, a20, a30);
@@ -305,7 +311,7 @@ public static class TiledKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, ref float xo, int columns, int laneStride, int t, float[] y, int rows, int r)
+    private static void Tile4x1<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
         where TFormat : struct, IGroupFormat
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -315,15 +321,15 @@ public static class TiledKernels
         {
             ref var p = ref Unsafe.Add(ref prepared, g * 4 * PreparedGroupBytes);
             var gq = q0 + (nuint)(g * 128);
-            var gs = s0 + (nuint)(g * 16);
+            var gs = s0 + (nuint)(g * 8);
             LoadPrepared(ref p, out var low, out var high, out var scale);
-            a0 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, ref xo, gs, a0);
+            a0 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a0);
             LoadPrepared(ref Unsafe.Add(ref p, PreparedGroupBytes), out low, out high, out scale);
-            a1 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, ref xo, gs, a1);
+            a1 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a1);
             LoadPrepared(ref Unsafe.Add(ref p, 2 * PreparedGroupBytes), out low, out high, out scale);
-            a2 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, ref xo, gs, a2);
+            a2 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a2);
             LoadPrepared(ref Unsafe.Add(ref p, 3 * PreparedGroupBytes), out low, out high, out scale);
-            a3 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, ref xo, gs, a3);
+            a3 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a3);
         }
 
         Store4(y, rows, t, r, a0, a1, a2, a3);
