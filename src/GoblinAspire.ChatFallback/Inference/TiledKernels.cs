@@ -428,6 +428,62 @@ public static class TiledKernels
         return Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref f, 16) * dx, Avx512F.ConvertToVector512Single((i0 + i1) + (i2 + i3)), acc);
     }
 
+    /// <summary>
+    /// One prepared Q4_K row against four tokens: the row's ten registers of a super-block (nibbles, scales, minimums)
+    /// are loaded once and used for all four tokens, whose activations are read as they are needed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TileQ4K1x4(ref byte prepared, int supers, ref byte xq, ref float xd, ref float xm, int columns, int t, float[] y, int rows, int r)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var q0 = (nuint)(t * columns);
+        var k0 = t * supers;
+        for (var s = 0; s < supers; s++)
+        {
+            ref var p = ref Unsafe.Add(ref prepared, s * 4 * PreparedSuperBytes);
+            ref var sc = ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256));
+            ref var f = ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512));
+            var w0 = Vector512.LoadUnsafe(ref p);
+            var w1 = Vector512.LoadUnsafe(ref p, 64);
+            var w2 = Vector512.LoadUnsafe(ref p, 128);
+            var w3 = Vector512.LoadUnsafe(ref p, 192);
+            var c0 = Vector512.LoadUnsafe(ref sc);
+            var c1 = Vector512.LoadUnsafe(ref sc, 32);
+            var c2 = Vector512.LoadUnsafe(ref sc, 64);
+            var c3 = Vector512.LoadUnsafe(ref sc, 96);
+            var mins = Vector512.LoadUnsafe(ref f);
+            var d = Unsafe.Add(ref f, 16);
+            var q = q0 + (nuint)(s * 256);
+            var k = k0 + s;
+            a0 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a0);
+            q += (nuint)columns;
+            k += supers;
+            a1 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a1);
+            q += (nuint)columns;
+            k += supers;
+            a2 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a2);
+            q += (nuint)columns;
+            k += supers;
+            a3 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a3);
+        }
+
+        y[(t * rows) + r] = Vector512.Sum(a0);
+        y[((t + 1) * rows) + r] = Vector512.Sum(a1);
+        y[((t + 2) * rows) + r] = Vector512.Sum(a2);
+        y[((t + 3) * rows) + r] = Vector512.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> StepQ4K(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3, Vector512<short> c0, Vector512<short> c1, Vector512<short> c2, Vector512<short> c3, Vector512<float> mins, float d, ref byte xq, nuint q, float dx, ref float xm, nuint m, Vector512<float> acc)
+    {
+        var i0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w0, Vector512.LoadUnsafe(ref xq, q).AsSByte()), c0);
+        var i1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w1, Vector512.LoadUnsafe(ref xq, q + 64).AsSByte()), c1);
+        var i2 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w2, Vector512.LoadUnsafe(ref xq, q + 128).AsSByte()), c2);
+        var i3 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w3, Vector512.LoadUnsafe(ref xq, q + 192).AsSByte()), c3);
+        acc = Vector512.FusedMultiplyAdd(mins, Vector512.LoadUnsafe(ref xm, m), acc);
+        return Vector512.FusedMultiplyAdd(Vector512.Create(d * dx), Avx512F.ConvertToVector512Single((i0 + i1) + (i2 + i3)), acc);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperQ4K(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, int tokens, float[] y, int from, int to)
     {
@@ -456,45 +512,10 @@ public static class TiledKernels
                     var t = 0;
                     for (; t + 4 <= tokens; t += 4)
                     {
-                        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-                        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-                        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-                        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
-                        for (var s = 0; s < supers; s++)
+                        for (var rr = 0; rr < 4; rr++)
                         {
-                            ref var p = ref Unsafe.Add(ref p0, s * 4 * PreparedSuperBytes);
-                            ref var p1 = ref Unsafe.Add(ref p, PreparedSuperBytes);
-                            ref var p2 = ref Unsafe.Add(ref p, 2 * PreparedSuperBytes);
-                            ref var p3 = ref Unsafe.Add(ref p, 3 * PreparedSuperBytes);
-                            var q0 = (nuint)((t * columns) + (s * 256));
-                            var q1 = q0 + (nuint)columns;
-                            var q2 = q1 + (nuint)columns;
-                            var q3 = q2 + (nuint)columns;
-                            var k0 = (t * supers) + s;
-                            float d0 = Unsafe.Add(ref xd, k0), d1 = Unsafe.Add(ref xd, k0 + supers), d2 = Unsafe.Add(ref xd, k0 + (2 * supers)), d3 = Unsafe.Add(ref xd, k0 + (3 * supers));
-                            nuint m0 = (nuint)(k0 * 16), m1 = m0 + (nuint)(supers * 16), m2 = m1 + (nuint)(supers * 16), m3 = m2 + (nuint)(supers * 16);
-                            a00 = StepQ4K(ref p, ref xq, q0, d0, ref xm, m0, a00);
-                            a01 = StepQ4K(ref p, ref xq, q1, d1, ref xm, m1, a01);
-                            a02 = StepQ4K(ref p, ref xq, q2, d2, ref xm, m2, a02);
-                            a03 = StepQ4K(ref p, ref xq, q3, d3, ref xm, m3, a03);
-                            a10 = StepQ4K(ref p1, ref xq, q0, d0, ref xm, m0, a10);
-                            a11 = StepQ4K(ref p1, ref xq, q1, d1, ref xm, m1, a11);
-                            a12 = StepQ4K(ref p1, ref xq, q2, d2, ref xm, m2, a12);
-                            a13 = StepQ4K(ref p1, ref xq, q3, d3, ref xm, m3, a13);
-                            a20 = StepQ4K(ref p2, ref xq, q0, d0, ref xm, m0, a20);
-                            a21 = StepQ4K(ref p2, ref xq, q1, d1, ref xm, m1, a21);
-                            a22 = StepQ4K(ref p2, ref xq, q2, d2, ref xm, m2, a22);
-                            a23 = StepQ4K(ref p2, ref xq, q3, d3, ref xm, m3, a23);
-                            a30 = StepQ4K(ref p3, ref xq, q0, d0, ref xm, m0, a30);
-                            a31 = StepQ4K(ref p3, ref xq, q1, d1, ref xm, m1, a31);
-                            a32 = StepQ4K(ref p3, ref xq, q2, d2, ref xm, m2, a32);
-                            a33 = StepQ4K(ref p3, ref xq, q3, d3, ref xm, m3, a33);
+                            TileQ4K1x4(ref Unsafe.Add(ref p0, rr * PreparedSuperBytes), supers, ref xq, ref xd, ref xm, columns, t, y, rows, r + rr);
                         }
-
-                        Store4(y, rows, t, r, a00, a10, a20, a30);
-                        Store4(y, rows, t + 1, r, a01, a11, a21, a31);
-                        Store4(y, rows, t + 2, r, a02, a12, a22, a32);
-                        Store4(y, rows, t + 3, r, a03, a13, a23, a33);
                     }
 
                     for (; t < tokens; t++)
