@@ -1,7 +1,7 @@
 // AVX-512 matrix kernels: Y = X·Wᵀ for a batch of tokens (prefill) and for one token (decode). The ideas are ggml's
 // (8-bit activations, integer dot products per block, one float multiply-add per block), the code is this engine's own:
-// a batch's rows are tiled four weight rows by four tokens, so each weight block is unpacked once per four tokens and
-// each token block is read once per four rows, and the float work is done 16 lanes (four blocks) at a time.
+// a batch's rows are tiled four weight rows by three or four tokens, so each weight block is unpacked once per chunk of
+// tokens and each token block is read once per several rows, and the float work is done 16 lanes (four blocks) at a time.
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
@@ -206,9 +206,9 @@ public static class TiledKernels
                     }
 
                     var t = 0;
-                    for (; t + 4 <= tokens; t += 4)
+                    for (; t + 3 <= tokens; t += 3)
                     {
-                        Tile4x4<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
+                        Tile4x3<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
                     }
 
                     for (; t < tokens; t++)
@@ -261,22 +261,21 @@ public static class TiledKernels
         scale = Vector512.LoadUnsafe(ref p, 128).AsSingle();
     }
 
+    /// <summary>Four prepared rows by three tokens: 12 accumulators, and the tokens' registers, fit AVX-512's 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x4<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
+    private static void Tile4x3<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
         where TFormat : struct, IGroupFormat
     {
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
-        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        Vector512<float> a00 = default, a01 = default, a02 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default;
         var q0 = (nuint)(t * columns);
         var q1 = q0 + (nuint)columns;
         var q2 = q1 + (nuint)columns;
-        var q3 = q2 + (nuint)columns;
         var s0 = (nuint)(t * laneStride);
         var s1 = s0 + (nuint)laneStride;
         var s2 = s1 + (nuint)laneStride;
-        var s3 = s2 + (nuint)laneStride;
         for (var g = 0; g < groups; g++)
         {
             ref var p = ref Unsafe.Add(ref prepared, g * 4 * PreparedGroupBytes);
@@ -286,28 +285,23 @@ public static class TiledKernels
             a00 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a00);
             a01 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a01);
             a02 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a02);
-            a03 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a03);
             LoadPrepared(ref Unsafe.Add(ref p, PreparedGroupBytes), out low, out high, out scale);
             a10 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a10);
             a11 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a11);
             a12 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a12);
-            a13 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a13);
             LoadPrepared(ref Unsafe.Add(ref p, 2 * PreparedGroupBytes), out low, out high, out scale);
             a20 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a20);
             a21 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a21);
             a22 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a22);
-            a23 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a23);
             LoadPrepared(ref Unsafe.Add(ref p, 3 * PreparedGroupBytes), out low, out high, out scale);
             a30 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a30);
             a31 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a31);
             a32 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a32);
-            a33 = Step<TFormat>(low, high, scale, ref xq, q3 + gq, ref xs, s3 + gs, a33);
         }
 
         Store4(y, rows, t, r, a00, a10, a20, a30);
         Store4(y, rows, t + 1, r, a01, a11, a21, a31);
         Store4(y, rows, t + 2, r, a02, a12, a22, a32);
-        Store4(y, rows, t + 3, r, a03, a13, a23, a33);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
