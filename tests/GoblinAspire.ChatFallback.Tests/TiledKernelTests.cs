@@ -33,7 +33,7 @@ public sealed class TiledKernelTests
         }
 
         const int Rows = 10;
-        const int Columns = 768;
+        const int Columns = 1280;
         var random = new Random(7);
         var weights = Enumerable.Range(0, Rows * Columns).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
         var matrix = new WeightMatrix("w", type, Rows, Columns, GgmlQuantizer.Quantize(type, weights, random));
