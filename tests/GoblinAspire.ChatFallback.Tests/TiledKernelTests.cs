@@ -79,6 +79,25 @@ public sealed class TiledKernelTests
         }
     }
 
+    /// <summary>The 16-lane F16 conversion gives every half exactly: zeros, subnormals, normals, infinities, NaNs, both signs.</summary>
+    [Fact]
+    public void Wide_f16_conversion_is_exact_for_every_half()
+    {
+        var bytes = new byte[65536 * 2];
+        for (var i = 0; i < 65536; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(2 * i), (ushort)i);
+        }
+
+        var converted = new float[65536];
+        Quants.ConvertF16(bytes, converted);
+        for (var i = 0; i < 65536; i++)
+        {
+            var expected = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            Assert.True(float.IsNaN(expected) ? float.IsNaN(converted[i]) : BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(converted[i]), $"half 0x{i:X4}: {converted[i]} vs {expected}");
+        }
+    }
+
     /// <summary>The activation value the kernel for <paramref name="type"/> multiplies: its 8-bit form, or the float.</summary>
     private static float Activation(GgmlType type, ActivationBatch x, int token, int column) => type switch
     {
