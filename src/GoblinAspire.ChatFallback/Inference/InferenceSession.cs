@@ -160,6 +160,14 @@ public sealed class InferenceSession
             throw new InvalidOperationException($"the context of {ContextLength} tokens is full");
         }
 
+        // Room for a reply as well (a quarter of the prompt, at least 64 tokens): otherwise the cache, grown chunk by
+        // chunk to the prompt's length, is reallocated and copied, every layer, at the first generated token.
+        var reserve = Math.Min(ContextLength, Position + tokens.Count + Math.Max(64, tokens.Count / 4));
+        for (var l = 0; l < _model.Config.Layers; l++)
+        {
+            EnsureCache(l, reserve, _model.Config.KvDimension);
+        }
+
         for (var start = 0; start < tokens.Count; start += PrefillChunk)
         {
             var count = Math.Min(PrefillChunk, tokens.Count - start);
