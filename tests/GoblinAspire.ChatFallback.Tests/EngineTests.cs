@@ -161,7 +161,7 @@ public sealed class EngineTests
             input.Values[i] = (float)((random.NextDouble() * 2) - 1);
         }
 
-        input.Quantize();
+        input.Quantize(ActivationForms.Blocks);
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K })
         {
             var row = GgmlQuantizer.Quantize(type, values, random);

@@ -80,8 +80,9 @@ public sealed class LlamaCppParityTests(ITestOutputHelper output)
 /// <summary>
 /// Quantised and half-precision weights against llama.cpp by teacher forcing (same ids in, logits compared at every
 /// position). The tolerances are the engine's documented ones (docs/chatfallback.md): llama.cpp rounds activations to
-/// 8 bits before its quantised dot products (Q8_0 blocks, Q8_K for the K-quants), the engine does so only for Q8_0 and
-/// Q4_0 weights, so the K-quants differ by that rounding.
+/// 8 bits before its quantised dot products (Q8_0 blocks, Q8_K for the K-quants); with its AVX-512 kernels the engine
+/// does so for Q8_0, Q4_0, Q4_K and Q6_K weights (per 32 values, or per 256 for the K-quants), and Q5_K multiplies
+/// float activations, so that type differs by the rounding.
 /// </summary>
 public sealed class LlamaCppQuantisedParityTests(ITestOutputHelper output)
 {

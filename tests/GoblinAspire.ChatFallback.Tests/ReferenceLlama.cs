@@ -110,18 +110,20 @@ public sealed class ReferenceLlama
         if (matrix.UsesQuantizedInput)
         {
             // ggml multiplies Q8_0 and Q4_0 weights from activations rounded to Q8_0 (per 32 values, a scale of
-            // max|x|/127 and integers); the reference rounds the same way, in plain loops, then multiplies in floats.
+            // max|x|/127 and integers), and K-quant weights from activations rounded per 256 values (Q8_K); the
+            // reference rounds as the engine's kernel for the matrix does, in plain loops, then multiplies in floats.
+            var run = (matrix.InputForms & ActivationForms.SuperBlocks) != 0 ? 256 : 32;
             x = (float[])x.Clone();
-            for (var start = 0; start < x.Length; start += 32)
+            for (var start = 0; start < x.Length; start += run)
             {
                 var amax = 0f;
-                for (var i = start; i < start + 32; i++)
+                for (var i = start; i < start + run; i++)
                 {
                     amax = Math.Max(amax, Math.Abs(x[i]));
                 }
 
                 var d = amax / 127f;
-                for (var i = start; i < start + 32; i++)
+                for (var i = start; i < start + run; i++)
                 {
                     x[i] = d == 0 ? 0 : d * (float)Math.Round(x[i] / d, MidpointRounding.AwayFromZero);
                 }

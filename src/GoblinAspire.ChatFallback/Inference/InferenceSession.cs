@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace GoblinAspire.ChatFallback.Inference;
 
@@ -97,7 +99,7 @@ public sealed class InferenceSession
         {
             var layer = _model.Layers[l];
             RmsNorm(_x, layer.AttentionNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
             layer.Query.Multiply(_normed, _q, _threads);
             layer.Key.Multiply(_normed, _k, _threads);
             layer.Value.Multiply(_normed, _v, _threads);
@@ -115,46 +117,27 @@ public sealed class InferenceSession
             var output = _attention.Values;
             for (var h = 0; h < config.Heads; h++)
             {
-                var query = _q.AsSpan(h * headDim, headDim);
-                var kvOffset = h / group * headDim;
-                var scores = _scores.AsSpan(0, pos + 1);
-                for (var t = 0; t <= pos; t++)
-                {
-                    scores[t] = TensorPrimitives.Dot(query, _keys[l].AsSpan((t * kvDim) + kvOffset, headDim)) * scale;
-                }
-
-                TensorPrimitives.SoftMax(scores, scores);
-                var head = output.AsSpan(h * headDim, headDim);
-                head.Clear();
-                for (var t = 0; t <= pos; t++)
-                {
-                    TensorPrimitives.MultiplyAdd(_values[l].AsSpan((t * kvDim) + kvOffset, headDim), scores[t], head, head);
-                }
+                Attend(_q.AsSpan(h * headDim, headDim), _keys[l], _values[l], kvDim, h / group * headDim, pos + 1, scale, _scores, output.AsSpan(h * headDim, headDim));
             }
 
-            _attention.Quantize();
+            _attention.Quantize(layer.Output.InputForms);
             layer.Output.Multiply(_attention, _projected, _threads);
             TensorPrimitives.Add(_x, _projected, _x);
 
             RmsNorm(_x, layer.FeedForwardNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(layer.Gate.InputForms | layer.Up.InputForms);
             layer.Gate.Multiply(_normed, _gate, _threads);
             layer.Up.Multiply(_normed, _up, _threads);
             // SwiGLU: silu(gate) · up.
-            var hidden = _hidden.Values;
-            for (var i = 0; i < hidden.Length; i++)
-            {
-                var g = _gate[i];
-                hidden[i] = g / (1f + MathF.Exp(-g)) * _up[i];
-            }
+            SwiGlu(_gate, _up, _hidden.Values);
 
-            _hidden.Quantize();
+            _hidden.Quantize(layer.Down.InputForms);
             layer.Down.Multiply(_hidden, _projected, _threads);
             TensorPrimitives.Add(_x, _projected, _x);
         }
 
         RmsNorm(_x, _model.OutputNorm, _normed.Values, config.NormEpsilon);
-        _normed.Quantize();
+        _normed.Quantize(_model.Output.InputForms);
         _model.Output.Multiply(_normed, _logits, _threads);
         Position++;
         return _logits;
@@ -175,6 +158,14 @@ public sealed class InferenceSession
         if (Position + tokens.Count > ContextLength)
         {
             throw new InvalidOperationException($"the context of {ContextLength} tokens is full");
+        }
+
+        // Room for a reply as well (a quarter of the prompt, at least 64 tokens): otherwise the cache, grown chunk by
+        // chunk to the prompt's length, is reallocated and copied, every layer, at the first generated token.
+        var reserve = Math.Min(ContextLength, Position + tokens.Count + Math.Max(64, tokens.Count / 4));
+        for (var l = 0; l < _model.Config.Layers; l++)
+        {
+            EnsureCache(l, reserve, _model.Config.KvDimension);
         }
 
         for (var start = 0; start < tokens.Count; start += PrefillChunk)
@@ -214,6 +205,13 @@ public sealed class InferenceSession
             _model.Embedding.DequantizeRow(token, b.X.AsSpan(t * dim, dim));
         }
 
+        // The rotation angles depend only on the position: once per chunk, not once per layer.
+        var pairs = config.RopeDimensions / 2;
+        for (var t = 0; t < count; t++)
+        {
+            RotationAngles(pos0 + t, b.Cos.AsSpan(t * pairs, pairs), b.Sin.AsSpan(t * pairs, pairs));
+        }
+
         for (var l = 0; l < config.Layers; l++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -223,12 +221,14 @@ public sealed class InferenceSession
                 RmsNorm(b.X.AsSpan(t * dim, dim), layer.AttentionNorm, b.Normed.Row(t), config.NormEpsilon);
             }
 
-            b.Normed.Quantize(count, layer.Query.UsesQuantizedInput || layer.Key.UsesQuantizedInput || layer.Value.UsesQuantizedInput);
+            b.Normed.Quantize(count, layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
             layer.Query.MultiplyBatch(b.Normed, count, b.Q, _threads);
             layer.Key.MultiplyBatch(b.Normed, count, b.K, _threads);
             layer.Value.MultiplyBatch(b.Normed, count, b.V, _threads);
             EnsureCache(l, pos0 + count, kvDim);
-            for (var t = 0; t < count; t++)
+            var keys = _keys[l];
+            var values = _values[l];
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads }, t =>
             {
                 var q = b.Q.AsSpan(t * queryDim, queryDim);
                 var k = b.K.AsSpan(t * kvDim, kvDim);
@@ -238,16 +238,15 @@ public sealed class InferenceSession
                 AddBias(v, layer.ValueBias);
                 HeadNorm(q, layer.QueryNorm, headDim, config.NormEpsilon);
                 HeadNorm(k, layer.KeyNorm, headDim, config.NormEpsilon);
-                RotationAngles(pos0 + t);
-                Rotate(q, headDim, config.RopeLayout);
-                Rotate(k, headDim, config.RopeLayout);
-                k.CopyTo(_keys[l].AsSpan((pos0 + t) * kvDim));
-                v.CopyTo(_values[l].AsSpan((pos0 + t) * kvDim));
-            }
+                var cos = b.Cos.AsSpan(t * pairs, pairs);
+                var sin = b.Sin.AsSpan(t * pairs, pairs);
+                Rotate(q, headDim, config.RopeLayout, cos, sin);
+                Rotate(k, headDim, config.RopeLayout, cos, sin);
+                k.CopyTo(keys.AsSpan((pos0 + t) * kvDim));
+                v.CopyTo(values.AsSpan((pos0 + t) * kvDim));
+            });
 
             // Causal attention: token t of the batch sees the cache up to its own position; (token, head) pairs in parallel.
-            var keys = _keys[l];
-            var values = _values[l];
             Parallel.For(
                 0,
                 count * config.Heads,
@@ -257,28 +256,15 @@ public sealed class InferenceSession
                 {
                     var t = item / config.Heads;
                     var h = item % config.Heads;
-                    var length = pos0 + t + 1;
                     var query = b.Q.AsSpan((t * queryDim) + (h * headDim), headDim);
-                    var kvOffset = h / group * headDim;
-                    var span = scores.AsSpan(0, length);
-                    for (var s = 0; s < length; s++)
-                    {
-                        span[s] = TensorPrimitives.Dot(query, keys.AsSpan((s * kvDim) + kvOffset, headDim)) * scale;
-                    }
-
-                    TensorPrimitives.SoftMax(span, span);
                     var head = b.Attention.Row(t).Slice(h * headDim, headDim);
-                    head.Clear();
-                    for (var s = 0; s < length; s++)
-                    {
-                        TensorPrimitives.MultiplyAdd(values.AsSpan((s * kvDim) + kvOffset, headDim), span[s], head, head);
-                    }
+                    Attend(query, keys, values, kvDim, h / group * headDim, pos0 + t + 1, scale, scores, head);
 
                     return scores;
                 },
                 _ => { });
 
-            b.Attention.Quantize(count, layer.Output.UsesQuantizedInput);
+            b.Attention.Quantize(count, layer.Output.InputForms);
             layer.Output.MultiplyBatch(b.Attention, count, b.Projected, _threads);
             TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
 
@@ -287,18 +273,13 @@ public sealed class InferenceSession
                 RmsNorm(b.X.AsSpan(t * dim, dim), layer.FeedForwardNorm, b.Normed.Row(t), config.NormEpsilon);
             }
 
-            b.Normed.Quantize(count, layer.Gate.UsesQuantizedInput || layer.Up.UsesQuantizedInput);
+            b.Normed.Quantize(count, layer.Gate.InputForms | layer.Up.InputForms);
             layer.Gate.MultiplyBatch(b.Normed, count, b.Gate, _threads);
             layer.Up.MultiplyBatch(b.Normed, count, b.Up, _threads);
-            var hidden = b.Hidden.Values.AsSpan(0, count * config.FeedForward);
-            // SwiGLU: silu(gate) · up.
-            for (var i = 0; i < hidden.Length; i++)
-            {
-                var g = b.Gate[i];
-                hidden[i] = g / (1f + MathF.Exp(-g)) * b.Up[i];
-            }
+            var n = count * config.FeedForward;
+            SwiGlu(b.Gate.AsSpan(0, n), b.Up.AsSpan(0, n), b.Hidden.Values.AsSpan(0, n));
 
-            b.Hidden.Quantize(count, layer.Down.UsesQuantizedInput);
+            b.Hidden.Quantize(count, layer.Down.InputForms);
             layer.Down.MultiplyBatch(b.Hidden, count, b.Projected, _threads);
             TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
         }
@@ -309,8 +290,77 @@ public sealed class InferenceSession
             // Only the last token's logits are wanted: the vocabulary projection runs once, not once per token.
             b.X.AsSpan((count - 1) * dim, dim).CopyTo(_x);
             RmsNorm(_x, _model.OutputNorm, _normed.Values, config.NormEpsilon);
-            _normed.Quantize();
+            _normed.Quantize(_model.Output.InputForms);
             _model.Output.Multiply(_normed, _logits, _threads);
+        }
+    }
+
+    /// <summary>SwiGLU: silu(gate) · up, vectorised (sigmoid through TensorPrimitives' exp).</summary>
+    private static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> hidden)
+    {
+        TensorPrimitives.Sigmoid(gate, hidden);
+        TensorPrimitives.Multiply(hidden, gate, hidden);
+        TensorPrimitives.Multiply(hidden, up, hidden);
+    }
+
+    /// <summary>
+    /// One head's causal attention over the first <paramref name="length"/> cached positions: scores, softmax, the
+    /// weighted sum of values into <paramref name="head"/>. With 64-wide heads (TinyLlama, Qwen2.5, Llama 3.2) the
+    /// query and the output stay in four registers; the per-position calls of TensorPrimitives cost more than the
+    /// arithmetic at that width.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Attend(ReadOnlySpan<float> query, float[] keys, float[] values, int kvDim, int kvOffset, int length, float scale, float[] scores, Span<float> head)
+    {
+        var span = scores.AsSpan(0, length);
+        var headDim = query.Length;
+        if (Vector512.IsHardwareAccelerated && headDim == 64)
+        {
+            ref var q = ref MemoryMarshal.GetReference(query);
+            var q0 = Vector512.LoadUnsafe(ref q);
+            var q1 = Vector512.LoadUnsafe(ref q, 16);
+            var q2 = Vector512.LoadUnsafe(ref q, 32);
+            var q3 = Vector512.LoadUnsafe(ref q, 48);
+            ref var k = ref MemoryMarshal.GetArrayDataReference(keys);
+            for (var s = 0; s < length; s++)
+            {
+                var o = (nuint)((s * kvDim) + kvOffset);
+                var a = Vector512.FusedMultiplyAdd(q1, Vector512.LoadUnsafe(ref k, o + 16), q0 * Vector512.LoadUnsafe(ref k, o));
+                var c = Vector512.FusedMultiplyAdd(q3, Vector512.LoadUnsafe(ref k, o + 48), q2 * Vector512.LoadUnsafe(ref k, o + 32));
+                span[s] = Vector512.Sum(a + c) * scale;
+            }
+
+            TensorPrimitives.SoftMax(span, span);
+            ref var v = ref MemoryMarshal.GetArrayDataReference(values);
+            Vector512<float> h0 = default, h1 = default, h2 = default, h3 = default;
+            for (var s = 0; s < length; s++)
+            {
+                var o = (nuint)((s * kvDim) + kvOffset);
+                var p = Vector512.Create(span[s]);
+                h0 = Vector512.FusedMultiplyAdd(p, Vector512.LoadUnsafe(ref v, o), h0);
+                h1 = Vector512.FusedMultiplyAdd(p, Vector512.LoadUnsafe(ref v, o + 16), h1);
+                h2 = Vector512.FusedMultiplyAdd(p, Vector512.LoadUnsafe(ref v, o + 32), h2);
+                h3 = Vector512.FusedMultiplyAdd(p, Vector512.LoadUnsafe(ref v, o + 48), h3);
+            }
+
+            ref var d = ref MemoryMarshal.GetReference(head);
+            h0.StoreUnsafe(ref d);
+            h1.StoreUnsafe(ref d, 16);
+            h2.StoreUnsafe(ref d, 32);
+            h3.StoreUnsafe(ref d, 48);
+            return;
+        }
+
+        for (var s = 0; s < length; s++)
+        {
+            span[s] = TensorPrimitives.Dot(query, keys.AsSpan((s * kvDim) + kvOffset, headDim)) * scale;
+        }
+
+        TensorPrimitives.SoftMax(span, span);
+        head.Clear();
+        for (var s = 0; s < length; s++)
+        {
+            TensorPrimitives.MultiplyAdd(values.AsSpan((s * kvDim) + kvOffset, headDim), span[s], head, head);
         }
     }
 
@@ -327,24 +377,28 @@ public sealed class InferenceSession
     /// the last bits): the angle starts at the position and is multiplied by base^(-2/n) per pair, then divided by
     /// the pair's Llama 3 factor and scaled linearly.
     /// </summary>
-    private void RotationAngles(int position)
+    private void RotationAngles(int position) => RotationAngles(position, _cos, _sin);
+
+    private void RotationAngles(int position, Span<float> cos, Span<float> sin)
     {
         var config = _model.Config;
         var step = MathF.Pow(config.RopeFrequencyBase, -2f / config.RopeDimensions);
         var factors = _model.RopeFactors;
         float theta = position;
-        for (var i = 0; i < _cos.Length; i++)
+        for (var i = 0; i < cos.Length; i++)
         {
             var angle = config.RopeFrequencyScale * (factors is null ? theta : theta / factors[i]);
-            (_sin[i], _cos[i]) = MathF.SinCos(angle);
+            (sin[i], cos[i]) = MathF.SinCos(angle);
             theta *= step;
         }
     }
 
     /// <summary>Rotates every head of <paramref name="vector"/>: adjacent pairs (2i, 2i+1), or pairs (i, i + n/2) across the halves.</summary>
-    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout)
+    private void Rotate(Span<float> vector, int headDimension, RopeLayout layout) => Rotate(vector, headDimension, layout, _cos, _sin);
+
+    private static void Rotate(Span<float> vector, int headDimension, RopeLayout layout, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
-        var pairs = _cos.Length;
+        var pairs = cos.Length;
         for (var head = 0; head < vector.Length; head += headDimension)
         {
             for (var i = 0; i < pairs; i++)
@@ -352,8 +406,8 @@ public sealed class InferenceSession
                 var (ia, ib) = layout == RopeLayout.Adjacent ? (head + (2 * i), head + (2 * i) + 1) : (head + i, head + i + pairs);
                 var a = vector[ia];
                 var b = vector[ib];
-                vector[ia] = (a * _cos[i]) - (b * _sin[i]);
-                vector[ib] = (a * _sin[i]) + (b * _cos[i]);
+                vector[ia] = (a * cos[i]) - (b * sin[i]);
+                vector[ib] = (a * sin[i]) + (b * cos[i]);
             }
         }
     }
@@ -396,6 +450,10 @@ public sealed class InferenceSession
     /// <summary>The scratch of <see cref="Prefill"/>, one row per token of a chunk; made on first use.</summary>
     private sealed class Batch(LlamaConfig config)
     {
+        public float[] Cos { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+
+        public float[] Sin { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+
         public float[] X { get; } = new float[PrefillChunk * config.Dimension];
 
         public ActivationBatch Normed { get; } = new(PrefillChunk, config.Dimension);

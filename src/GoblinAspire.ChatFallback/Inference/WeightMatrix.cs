@@ -38,7 +38,15 @@ public sealed class WeightMatrix
     public int Columns { get; }
 
     /// <summary>Whether this matrix multiplies from Q8_0-quantised activations (integer dots) rather than floats.</summary>
-    public bool UsesQuantizedInput => Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K;
+    public bool UsesQuantizedInput => InputForms != ActivationForms.None;
+
+    /// <summary>Whether the AVX-512 kernels (<see cref="TiledKernels"/>) take this matrix.</summary>
+    public bool Tiled => TiledKernels.Handles(Type, Columns);
+
+    /// <summary>The 8-bit forms of its input that this matrix's kernel reads.</summary>
+    public ActivationForms InputForms => Tiled
+        ? TiledKernels.FormsFor(Type)
+        : Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K ? ActivationForms.Blocks : ActivationForms.None;
 
     public ReadOnlySpan<byte> Row(int row) => _data.AsSpan(row * _rowBytes, _rowBytes);
 
@@ -50,6 +58,19 @@ public sealed class WeightMatrix
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(y);
         var chunks = Math.Max(1, Math.Min(threads, Rows / 64));
+        if (Tiled)
+        {
+            if (chunks == 1)
+            {
+                TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input.Batch, 1, y, 0, Rows);
+                return;
+            }
+
+            var share = (Rows + chunks - 1) / chunks;
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input.Batch, 1, y, c * share, Math.Min(Rows, (c + 1) * share)));
+            return;
+        }
+
         if (chunks == 1)
         {
             MultiplyRows(input, y, 0, Rows);
@@ -69,6 +90,16 @@ public sealed class WeightMatrix
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(y);
+        if (Tiled)
+        {
+            // Chunks of whole four-row tiles, several per thread so a thread that starts late still finds work.
+            var tiles = (Rows + 3) / 4;
+            var parts = Math.Max(1, Math.Min(threads * 4, tiles));
+            var tilesPer = (tiles + parts - 1) / parts;
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input, tokens, y, Math.Min(Rows, c * tilesPer * 4), Math.Min(Rows, (c + 1) * tilesPer * 4)));
+            return;
+        }
+
         var chunks = Math.Max(1, Math.Min(threads * 4, Rows / 16));
         var per = (Rows + chunks - 1) / chunks;
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => MultiplyBatchRows(input, tokens, y, c * per, Math.Min(Rows, (c + 1) * per)));
@@ -229,25 +260,5 @@ public sealed class WeightMatrix
 
                 break;
         }
-    }
-}
-
-/// <summary>An activation vector, with its Q8_0 form computed once for every matrix that reads it.</summary>
-public sealed class ActivationInput(int length)
-{
-    public float[] Values { get; } = new float[length];
-
-    public sbyte[] Quantized { get; } = new sbyte[length];
-
-    public float[] Scales { get; } = new float[length / Quants.Q8Block];
-
-    /// <summary>Each block's sum of quants, for Q4_K's minimums.</summary>
-    public int[] Sums { get; } = new int[length / Quants.Q8Block];
-
-    /// <summary>Call after writing <see cref="Values"/>.</summary>
-    public void Quantize()
-    {
-        Quants.QuantizeQ8(Values, Quantized, Scales);
-        Quants.BlockSums(Quantized, Sums);
     }
 }
