@@ -37,7 +37,7 @@ public sealed class AdmissionStage(KeyAuthenticator keys, IRateGate limiter, ISp
         return request.EstimatedPromptTokens + (request.MaxTokens ?? _access.DefaultReservedCompletionTokens);
     }
 
-    public async Task<Admission> AdmitAsync(VirtualKey? key, InferenceRequest request, CancellationToken cancellationToken)
+    public async ValueTask<Admission> AdmitAsync(VirtualKey? key, InferenceRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (key is null)

@@ -19,7 +19,7 @@ public sealed class CacheStage(IAnswerCache cache, GatewayMetrics metrics)
     /// A Responses API request whose answer is stored: it has an identity its caller owns, and a replay would hand
     /// out another caller's id, so it is never cached.
     /// </param>
-    public async Task<CacheLookup> LookupAsync(InferenceRequest request, bool storedResponse, string? cacheHeader, string? team, CancellationToken cancellationToken)
+    public async ValueTask<CacheLookup> LookupAsync(InferenceRequest request, bool storedResponse, string? cacheHeader, string? team, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var key = storedResponse ? null : cache.KeyFor(request, cacheHeader, team);

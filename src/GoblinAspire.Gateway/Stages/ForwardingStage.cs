@@ -141,7 +141,7 @@ public sealed class ForwardingStage(
             {
                 if (lease is not null)
                 {
-                    _ = limiter.ReleaseAsync(lease, end is null ? null : Tokens(answer), 0);
+                    _ = limiter.ReleaseAsync(lease, end is null ? null : RequestOutcome.Total(answer.InputTokens, answer.OutputTokens), 0);
                 }
             }
         }
@@ -149,11 +149,8 @@ public sealed class ForwardingStage(
         return new Forwarded(ForwardingEnd.Exhausted, null, null, failures);
     }
 
-    private static long? Tokens(ClientAnswer answer) =>
-        answer.InputTokens is null && answer.OutputTokens is null ? null : (answer.InputTokens ?? 0) + (answer.OutputTokens ?? 0);
-
     /// <summary>The gateway's own RPM/TPM limit for a provider protects it: a refusal is a 429 the provider never had to send.</summary>
-    private async Task<(RateLease? Lease, UpstreamFailure? Refusal)> AdmitAtProviderAsync(Provider provider, long reservation, CancellationToken cancellationToken)
+    private async ValueTask<(RateLease? Lease, UpstreamFailure? Refusal)> AdmitAtProviderAsync(Provider provider, long reservation, CancellationToken cancellationToken)
     {
         if (provider.Options.Rpm is null && provider.Options.Tpm is null)
         {

@@ -16,7 +16,10 @@ public sealed record RequestOutcome(string Provider, int Status, long? InputToke
 
     public bool CacheHit { get; init; }
 
-    public long? Tokens => InputTokens is null && OutputTokens is null ? null : (InputTokens ?? 0) + (OutputTokens ?? 0);
+    public long? Tokens => Total(InputTokens, OutputTokens);
+
+    /// <summary>Tokens for a limit's correction: unknown only when neither side was counted.</summary>
+    public static long? Total(long? input, long? output) => input is null && output is null ? null : (input ?? 0) + (output ?? 0);
 
     public static RequestOutcome FromCache { get; } = new("cache", StatusCodes.Status200OK, 0, 0, 0, null) { Complete = true, CacheHit = true };
 
