@@ -32,50 +32,99 @@ public sealed class TiledKernelTests
             return;
         }
 
-        const int Rows = 10;
-        const int Columns = 1280;
-        var random = new Random(7);
-        var weights = Enumerable.Range(0, Rows * Columns).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
-        var matrix = new WeightMatrix("w", type, Rows, Columns, GgmlQuantizer.Quantize(type, weights, random));
+        var matrix = Matrix(type, rows: 10);
         Assert.True(matrix.Tiled);
-        var x = new ActivationBatch(tokens, Columns);
+        Assert.False(matrix.Paneled);
+        ProductMatchesDots(matrix, tokens);
+    }
+
+    public static TheoryData<GgmlType, int, int> PanelCases()
+    {
+        var cases = new TheoryData<GgmlType, int, int>();
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K })
+        {
+            foreach (var tokens in new[] { 4, 7, 9, 64 })
+            {
+                cases.Add(type, tokens, 1280);
+            }
+
+            if (type != GgmlType.Q4_K)
+            {
+                // A width the tiled kernels do not take (not a multiple of 128): the leftover rows go to the portable kernel.
+                cases.Add(type, 9, 96);
+            }
+        }
+
+        return cases;
+    }
+
+    /// <summary>37 rows: two whole 16-row panels and five rows left to the other kernels, with 1–3 tokens after the last tile of four.</summary>
+    [Theory]
+    [MemberData(nameof(PanelCases))]
+    public void Panel_product_matches_row_by_row_dots(GgmlType type, int tokens, int columns)
+    {
+        if (!TiledKernels.Supported)
+        {
+            return;
+        }
+
+        var matrix = Matrix(type, rows: 37, columns);
+        Assert.True(matrix.Paneled);
+        Assert.Equal(columns % 128 == 0, matrix.Tiled);
+        ProductMatchesDots(matrix, tokens);
+    }
+
+    private static WeightMatrix Matrix(GgmlType type, int rows, int columns = 1280)
+    {
+        var random = new Random(7);
+        var weights = Enumerable.Range(0, rows * columns).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
+        return new WeightMatrix("w", type, rows, columns, GgmlQuantizer.Quantize(type, weights, random));
+    }
+
+    private static void ProductMatchesDots(WeightMatrix matrix, int tokens)
+    {
+        var type = matrix.Type;
+        var rows = matrix.Rows;
+        var columns = matrix.Columns;
+        var random = new Random(8);
+        var x = new ActivationBatch(tokens, columns);
         for (var i = 0; i < x.Values.Length; i++)
         {
             x.Values[i] = (float)((random.NextDouble() * 4) - 2);
         }
 
-        x.Quantize(tokens, matrix.InputForms);
-        var y = new float[tokens * Rows];
+        x.Quantize(tokens, matrix.BatchInputForms(tokens));
+        var y = new float[tokens * rows];
         matrix.MultiplyBatch(x, tokens, y, threads: 2);
 
-        var row = new float[Columns];
-        for (var r = 0; r < Rows; r++)
+        var row = new float[columns];
+        for (var r = 0; r < rows; r++)
         {
             matrix.DequantizeRow(r, row);
             for (var t = 0; t < tokens; t++)
             {
                 double expected = 0, magnitude = 0;
-                for (var c = 0; c < Columns; c++)
+                for (var c = 0; c < columns; c++)
                 {
                     var input = Activation(type, x, t, c);
                     expected += (double)row[c] * input;
                     magnitude += Math.Abs((double)row[c] * input);
                 }
 
-                var actual = y[(t * Rows) + r];
+                var actual = y[(t * rows) + r];
                 Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude, $"{type} row {r} token {t}: {actual} vs {expected}");
             }
         }
 
         // The single-token entry point (decode) agrees with the batch.
-        var single = new ActivationInput(Columns);
+        var single = new ActivationInput(columns);
         x.Row(tokens - 1).CopyTo(single.Values);
         single.Quantize(matrix.InputForms);
-        var one = new float[Rows];
+        var one = new float[rows];
         matrix.Multiply(single, one, threads: 2);
-        for (var r = 0; r < Rows; r++)
+        for (var r = 0; r < rows; r++)
         {
-            Assert.Equal(y[((tokens - 1) * Rows) + r], one[r], 1e-4f * Math.Max(1, Math.Abs(one[r])));
+            Assert.Equal(y[((tokens - 1) * rows) + r], one[r], 1e-4f * Math.Max(1, Math.Abs(one[r])));
         }
     }
 

@@ -15,6 +15,9 @@ public enum ActivationForms
 
     /// <summary>One scale per 256 columns (ggml's Q8_K idea) for the K-quant kernels.</summary>
     SuperBlocks = 4,
+
+    /// <summary>Q8_0 blocks in column order with each block's offset corrections, for <see cref="PanelKernels"/>.</summary>
+    Panels = 8,
 }
 
 /// <summary>
@@ -62,6 +65,18 @@ public sealed class ActivationBatch(int capacity, int length)
     /// <summary>Per 16 columns, Σq (Q6_K's offset of 32 per 16-value scale).</summary>
     public short[] SuperSums16 => _superSums16 ??= new short[Capacity * Length / 16];
 
+    /// <summary>
+    /// <see cref="ActivationForms.Panels"/>: per block, −8·Σq, what Q4_0's offset of 8 takes off its integer dot.
+    /// Taken off as an integer, so a block's sum is exact before it is scaled: in floats the two large terms would
+    /// cancel and lose the small difference's low bits.
+    /// </summary>
+    public int[] PanelOffsets4 => _panelOffsets4 ??= new int[Capacity * Length / Quants.Q8Block];
+
+    /// <summary>Per block, −128·Σq, what undoes Q8_0 weights made unsigned (w + 128).</summary>
+    public int[] PanelOffsets8 => _panelOffsets8 ??= new int[Capacity * Length / Quants.Q8Block];
+
+    private int[]? _panelOffsets4;
+    private int[]? _panelOffsets8;
     private sbyte[]? _groupQuants;
     private float[]? _groupFactors4;
     private float[]? _groupFactors8;
@@ -79,31 +94,74 @@ public sealed class ActivationBatch(int capacity, int length)
     public ReadOnlySpan<float> ScaleRow(int token) => Scales.AsSpan(token * Length / Quants.Q8Block, Length / Quants.Q8Block);
 
     /// <summary>Call after writing the first <paramref name="tokens"/> rows of <see cref="Values"/>.</summary>
-    public void Quantize(int tokens, ActivationForms forms)
+    public void Quantize(int tokens, ActivationForms forms) => Quantize(tokens, forms, threads: 1);
+
+    /// <summary>As <see cref="Quantize(int, ActivationForms)"/>, tokens split across <paramref name="threads"/>.</summary>
+    public void Quantize(int tokens, ActivationForms forms, int threads)
     {
-        if ((forms & (ActivationForms.Blocks | ActivationForms.Groups)) != 0)
+        // The arrays made on first use are made here, once, not by racing threads.
+        if ((forms & ActivationForms.Panels) != 0)
+        {
+            GC.KeepAlive(PanelOffsets4);
+            GC.KeepAlive(PanelOffsets8);
+        }
+
+        if ((forms & ActivationForms.Groups) != 0)
+        {
+            GC.KeepAlive(GroupQuants);
+            GC.KeepAlive(GroupFactors4);
+            GC.KeepAlive(GroupFactors8);
+        }
+
+        if ((forms & ActivationForms.SuperBlocks) != 0)
+        {
+            GC.KeepAlive(SuperQuants);
+            GC.KeepAlive(SuperScales);
+            GC.KeepAlive(SuperMins);
+            GC.KeepAlive(SuperSums16);
+        }
+
+        if (threads <= 1 || tokens < 2)
         {
             for (var t = 0; t < tokens; t++)
             {
-                Quants.QuantizeQ8(Row(t), Quantized.AsSpan(t * Length, Length), Scales.AsSpan(t * Length / Quants.Q8Block, Length / Quants.Q8Block));
-                Quants.BlockSums(Quantized.AsSpan(t * Length, Length), Sums.AsSpan(t * Length / Quants.Q8Block, Length / Quants.Q8Block));
+                QuantizeRow(t, forms);
+            }
+
+            return;
+        }
+
+        Parallel.For(0, tokens, new ParallelOptions { MaxDegreeOfParallelism = threads }, t => QuantizeRow(t, forms));
+    }
+
+    private void QuantizeRow(int t, ActivationForms forms)
+    {
+        var blocks = Length / Quants.Q8Block;
+        if ((forms & (ActivationForms.Blocks | ActivationForms.Groups | ActivationForms.Panels)) != 0)
+        {
+            Quants.QuantizeQ8(Row(t), Quantized.AsSpan(t * Length, Length), Scales.AsSpan(t * blocks, blocks));
+            Quants.BlockSums(Quantized.AsSpan(t * Length, Length), Sums.AsSpan(t * blocks, blocks));
+        }
+
+        if ((forms & ActivationForms.Panels) != 0)
+        {
+            var offsets4 = PanelOffsets4;
+            var offsets8 = PanelOffsets8;
+            for (var b = t * blocks; b < (t + 1) * blocks; b++)
+            {
+                offsets4[b] = -8 * Sums[b];
+                offsets8[b] = -128 * Sums[b];
             }
         }
 
         if ((forms & ActivationForms.Groups) != 0 && Length % 128 == 0)
         {
-            for (var t = 0; t < tokens; t++)
-            {
-                Regroup(t);
-            }
+            Regroup(t);
         }
 
         if ((forms & ActivationForms.SuperBlocks) != 0 && Length % 256 == 0)
         {
-            for (var t = 0; t < tokens; t++)
-            {
-                QuantizeSuper(t);
-            }
+            QuantizeSuper(t);
         }
     }
 

@@ -64,11 +64,31 @@ public sealed class InferenceSession
     }
 
     /// <summary>Prompt tokens per batch in <see cref="Prefill"/>: enough to reuse each weight row many times, few enough that a batch's activations stay small.</summary>
-    public const int PrefillChunk = 64;
+    public const int PrefillChunk = 128;
 
     private Batch? _batch;
 
     public int ContextLength { get; }
+
+    /// <summary>
+    /// Runs a short prompt and one generated token through a throwaway session. The engine's kernels are compiled at
+    /// first use (AVX-512 code cannot be compiled ahead of time for an unknown CPU), which costs a fresh process about
+    /// half a second of its first prompt; done at load, as llama.cpp's server warms up at start, no request pays it.
+    /// </summary>
+    public static void WarmUp(LlamaModel model, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var session = new InferenceSession(model, 4 * PanelKernels.MinimumTokens, threads);
+        var length = Math.Min(2 * PanelKernels.MinimumTokens, session.ContextLength - 1);
+        if (length < 1)
+        {
+            return;
+        }
+
+        var prompt = Enumerable.Range(0, length).Select(i => i % model.Config.Vocabulary).ToArray();
+        session.Prefill(prompt);
+        session.Forward(prompt[0]);
+    }
 
     /// <summary>Tokens fed so far.</summary>
     public int Position { get; private set; }
@@ -192,7 +212,7 @@ public sealed class InferenceSession
         var headDim = config.HeadDimension;
         var group = config.Heads / config.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
-        var b = _batch ??= new Batch(config);
+        var b = _batch ??= new Batch(config, Math.Min(PrefillChunk, ContextLength));
         var pos0 = Position;
         for (var t = 0; t < count; t++)
         {
@@ -216,12 +236,9 @@ public sealed class InferenceSession
         {
             cancellationToken.ThrowIfCancellationRequested();
             var layer = _model.Layers[l];
-            for (var t = 0; t < count; t++)
-            {
-                RmsNorm(b.X.AsSpan(t * dim, dim), layer.AttentionNorm, b.Normed.Row(t), config.NormEpsilon);
-            }
+            ForEachToken(count, t => RmsNorm(b.X.AsSpan(t * dim, dim), layer.AttentionNorm, b.Normed.Row(t), config.NormEpsilon));
 
-            b.Normed.Quantize(count, layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
+            b.Normed.Quantize(count, layer.Query.BatchInputForms(count) | layer.Key.BatchInputForms(count) | layer.Value.BatchInputForms(count), _threads);
             layer.Query.MultiplyBatch(b.Normed, count, b.Q, _threads);
             layer.Key.MultiplyBatch(b.Normed, count, b.K, _threads);
             layer.Value.MultiplyBatch(b.Normed, count, b.V, _threads);
@@ -246,40 +263,63 @@ public sealed class InferenceSession
                 v.CopyTo(values.AsSpan((pos0 + t) * kvDim));
             });
 
-            // Causal attention: token t of the batch sees the cache up to its own position; (token, head) pairs in parallel.
-            Parallel.For(
-                0,
-                count * config.Heads,
-                new ParallelOptions { MaxDegreeOfParallelism = _threads },
-                () => new float[ContextLength],
-                (item, _, scores) =>
-                {
-                    var t = item / config.Heads;
-                    var h = item % config.Heads;
-                    var query = b.Q.AsSpan((t * queryDim) + (h * headDim), headDim);
-                    var head = b.Attention.Row(t).Slice(h * headDim, headDim);
-                    Attend(query, keys, values, kvDim, h / group * headDim, pos0 + t + 1, scale, scores, head);
-
-                    return scores;
-                },
-                _ => { });
-
-            b.Attention.Quantize(count, layer.Output.InputForms);
-            layer.Output.MultiplyBatch(b.Attention, count, b.Projected, _threads);
-            TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
-
-            for (var t = 0; t < count; t++)
+            // Causal attention: token t of the batch sees the cache up to its own position.
+            if (ChunkAttention.Handles(headDim))
             {
-                RmsNorm(b.X.AsSpan(t * dim, dim), layer.FeedForwardNorm, b.Normed.Row(t), config.NormEpsilon);
+                // (token, key/value head) pairs in parallel, each with the query heads that read that key/value head.
+                var attention = b.ChunkAttention;
+                attention.Prepare(keys, kvDim, pos0 + count);
+                Parallel.For(
+                    0,
+                    count * config.KvHeads,
+                    new ParallelOptions { MaxDegreeOfParallelism = _threads },
+                    attention.Scratch,
+                    (item, _, scratch) =>
+                    {
+                        var t = item / config.KvHeads;
+                        var g = item % config.KvHeads;
+                        attention.Attend(b.Q.AsSpan(t * queryDim, queryDim), values, kvDim, g, g * group, group, pos0 + t + 1, scale, scratch, b.Attention.Row(t));
+                        return scratch;
+                    },
+                    _ => { });
+            }
+            else
+            {
+                Parallel.For(
+                    0,
+                    count * config.Heads,
+                    new ParallelOptions { MaxDegreeOfParallelism = _threads },
+                    () => new float[ContextLength],
+                    (item, _, scores) =>
+                    {
+                        var t = item / config.Heads;
+                        var h = item % config.Heads;
+                        var query = b.Q.AsSpan((t * queryDim) + (h * headDim), headDim);
+                        var head = b.Attention.Row(t).Slice(h * headDim, headDim);
+                        Attend(query, keys, values, kvDim, h / group * headDim, pos0 + t + 1, scale, scores, head);
+
+                        return scores;
+                    },
+                    _ => { });
             }
 
-            b.Normed.Quantize(count, layer.Gate.InputForms | layer.Up.InputForms);
-            layer.Gate.MultiplyBatch(b.Normed, count, b.Gate, _threads);
-            layer.Up.MultiplyBatch(b.Normed, count, b.Up, _threads);
-            var n = count * config.FeedForward;
-            SwiGlu(b.Gate.AsSpan(0, n), b.Up.AsSpan(0, n), b.Hidden.Values.AsSpan(0, n));
+            b.Attention.Quantize(count, layer.Output.BatchInputForms(count), _threads);
+            layer.Output.MultiplyBatch(b.Attention, count, b.Projected, _threads);
+            ForEachToken(count, t =>
+            {
+                var x = b.X.AsSpan(t * dim, dim);
+                TensorPrimitives.Add(x, b.Projected.AsSpan(t * dim, dim), x);
+                RmsNorm(x, layer.FeedForwardNorm, b.Normed.Row(t), config.NormEpsilon);
+            });
 
-            b.Hidden.Quantize(count, layer.Down.InputForms);
+            b.Normed.Quantize(count, layer.Gate.BatchInputForms(count) | layer.Up.BatchInputForms(count), _threads);
+            layer.Gate.MultiplyBatch(b.Normed, count, b.Gate, _threads);
+            // The up projection goes straight into the hidden activations, which SwiGLU then scales in place.
+            layer.Up.MultiplyBatch(b.Normed, count, b.Hidden.Values, _threads);
+            var ffn = config.FeedForward;
+            ForEachToken(count, t => SwiGlu(b.Gate.AsSpan(t * ffn, ffn), b.Hidden.Values.AsSpan(t * ffn, ffn), b.Hidden.Values.AsSpan(t * ffn, ffn)));
+
+            b.Hidden.Quantize(count, layer.Down.BatchInputForms(count), _threads);
             layer.Down.MultiplyBatch(b.Hidden, count, b.Projected, _threads);
             TensorPrimitives.Add(b.X.AsSpan(0, count * dim), b.Projected.AsSpan(0, count * dim), b.X.AsSpan(0, count * dim));
         }
@@ -295,12 +335,18 @@ public sealed class InferenceSession
         }
     }
 
-    /// <summary>SwiGLU: silu(gate) · up, vectorised (sigmoid through TensorPrimitives' exp).</summary>
-    private static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> hidden)
+    /// <summary>The per-token steps between the matrix products, tokens split across the threads.</summary>
+    private void ForEachToken(int count, Action<int> step) => Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = _threads }, step);
+
+    /// <summary>
+    /// SwiGLU: silu(gate) · up = up · gate · sigmoid(gate), vectorised (sigmoid through TensorPrimitives' exp).
+    /// <paramref name="hidden"/> may be <paramref name="up"/>; <paramref name="gate"/> is used as scratch.
+    /// </summary>
+    private static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up, Span<float> hidden)
     {
-        TensorPrimitives.Sigmoid(gate, hidden);
+        TensorPrimitives.Multiply(up, gate, hidden);
+        TensorPrimitives.Sigmoid(gate, gate);
         TensorPrimitives.Multiply(hidden, gate, hidden);
-        TensorPrimitives.Multiply(hidden, up, hidden);
     }
 
     /// <summary>
@@ -448,30 +494,30 @@ public sealed class InferenceSession
     }
 
     /// <summary>The scratch of <see cref="Prefill"/>, one row per token of a chunk; made on first use.</summary>
-    private sealed class Batch(LlamaConfig config)
+    private sealed class Batch(LlamaConfig config, int capacity)
     {
-        public float[] Cos { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+        public float[] Cos { get; } = new float[capacity * (config.RopeDimensions / 2)];
 
-        public float[] Sin { get; } = new float[PrefillChunk * (config.RopeDimensions / 2)];
+        public float[] Sin { get; } = new float[capacity * (config.RopeDimensions / 2)];
 
-        public float[] X { get; } = new float[PrefillChunk * config.Dimension];
+        public float[] X { get; } = new float[capacity * config.Dimension];
 
-        public ActivationBatch Normed { get; } = new(PrefillChunk, config.Dimension);
+        public ActivationBatch Normed { get; } = new(capacity, config.Dimension);
 
-        public float[] Q { get; } = new float[PrefillChunk * config.QueryDimension];
+        public float[] Q { get; } = new float[capacity * config.QueryDimension];
 
-        public float[] K { get; } = new float[PrefillChunk * config.KvDimension];
+        public float[] K { get; } = new float[capacity * config.KvDimension];
 
-        public float[] V { get; } = new float[PrefillChunk * config.KvDimension];
+        public float[] V { get; } = new float[capacity * config.KvDimension];
 
-        public ActivationBatch Attention { get; } = new(PrefillChunk, config.QueryDimension);
+        public ActivationBatch Attention { get; } = new(capacity, config.QueryDimension);
 
-        public float[] Projected { get; } = new float[PrefillChunk * config.Dimension];
+        public float[] Projected { get; } = new float[capacity * config.Dimension];
 
-        public float[] Gate { get; } = new float[PrefillChunk * config.FeedForward];
+        public float[] Gate { get; } = new float[capacity * config.FeedForward];
 
-        public float[] Up { get; } = new float[PrefillChunk * config.FeedForward];
+        public ActivationBatch Hidden { get; } = new(capacity, config.FeedForward);
 
-        public ActivationBatch Hidden { get; } = new(PrefillChunk, config.FeedForward);
+        public ChunkAttention ChunkAttention { get; } = new();
     }
 }

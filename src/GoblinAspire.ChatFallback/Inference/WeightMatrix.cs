@@ -48,6 +48,14 @@ public sealed class WeightMatrix
         ? TiledKernels.FormsFor(Type)
         : Type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K ? ActivationForms.Blocks : ActivationForms.None;
 
+    /// <summary>Whether batches of at least <see cref="PanelKernels.MinimumTokens"/> tokens go through <see cref="PanelKernels"/>.</summary>
+    public bool Paneled => PanelKernels.Handles(Type, Columns) && Rows >= PanelKernels.PanelRows;
+
+    /// <summary>The 8-bit forms <see cref="MultiplyBatch"/> reads for a batch of <paramref name="tokens"/>.</summary>
+    public ActivationForms BatchInputForms(int tokens) => Paneled && tokens >= PanelKernels.MinimumTokens
+        ? PanelKernels.FormsFor(Type) | (Rows % PanelKernels.PanelRows == 0 ? ActivationForms.None : InputForms)
+        : InputForms;
+
     public ReadOnlySpan<byte> Row(int row) => _data.AsSpan(row * _rowBytes, _rowBytes);
 
     public void DequantizeRow(int row, Span<float> destination) => Quants.Dequantize(Type, Row(row), destination);
@@ -90,6 +98,36 @@ public sealed class WeightMatrix
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(y);
+        if (Paneled && tokens >= PanelKernels.MinimumTokens)
+        {
+            // Whole panels split across threads, several per thread; the rows after the last whole panel go tiled.
+            var panels = Rows / PanelKernels.PanelRows;
+            var paneled = panels * PanelKernels.PanelRows;
+            var pieces = Math.Max(1, Math.Min(threads * 4, panels));
+            var panelsPer = (panels + pieces - 1) / pieces;
+            Parallel.For(0, pieces + (paneled < Rows ? 1 : 0), new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
+            {
+                if (c == pieces)
+                {
+                    if (Tiled)
+                    {
+                        TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input, tokens, y, paneled, Rows);
+                    }
+                    else
+                    {
+                        MultiplyBatchRows(input, tokens, y, paneled, Rows);
+                    }
+
+                    return;
+                }
+
+                var from = Math.Min(paneled, c * panelsPer * PanelKernels.PanelRows);
+                var to = Math.Min(paneled, (c + 1) * panelsPer * PanelKernels.PanelRows);
+                PanelKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input, tokens, y, from, to);
+            });
+            return;
+        }
+
         if (Tiled)
         {
             // Chunks of whole four-row tiles, several per thread so a thread that starts late still finds work.

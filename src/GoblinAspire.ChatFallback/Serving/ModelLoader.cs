@@ -54,7 +54,7 @@ public sealed partial class ModelLoader(ModelSlot slot, IHttpClientFactory clien
     {
         try
         {
-            var model = await Task.Run(() => LlamaModel.Load(path));
+            var model = await Task.Run(() => Warm(LlamaModel.Load(path)));
             slot.Swap(model, path, null);
             LogLoaded(logger, model.Name, path);
             LogTemplate(model);
@@ -92,10 +92,17 @@ public sealed partial class ModelLoader(ModelSlot slot, IHttpClientFactory clien
             await DownloadAsync(new Uri(root.GetProperty("download_url").GetString()!), file, sha256, cancellationToken);
         }
 
-        var model = await Task.Run(() => LlamaModel.Load(file, $"{name}"), cancellationToken);
+        var model = await Task.Run(() => Warm(LlamaModel.Load(file, $"{name}")), cancellationToken);
         slot.Swap(model, $"registry:{name}/{version}", version);
         LogLoaded(logger, name, $"version {version}");
         LogTemplate(model);
+    }
+
+    /// <summary>Compiles the kernels before the model is swapped in, so the first request's prompt is not what pays for it.</summary>
+    private LlamaModel Warm(LlamaModel model)
+    {
+        InferenceSession.WarmUp(model, options.Value.EffectiveThreads);
+        return model;
     }
 
     /// <summary>Streams to a temporary file, checks SHA-256, then renames: a partial download is never loaded.</summary>
