@@ -56,7 +56,7 @@ public sealed class InferenceSession
         _projected = new float[config.Dimension];
         _gate = new float[config.FeedForward];
         _up = new float[config.FeedForward];
-        _scores = new float[ContextLength];
+        _scores = new float[_threads * ContextLength];
         _logits = new float[config.Vocabulary];
         _embedding = new float[config.Dimension];
         _cos = new float[config.RopeDimensions / 2];
@@ -120,9 +120,7 @@ public sealed class InferenceSession
             var layer = _model.Layers[l];
             RmsNorm(_x, layer.AttentionNorm, _normed.Values, config.NormEpsilon);
             _normed.Quantize(layer.Query.InputForms | layer.Key.InputForms | layer.Value.InputForms);
-            layer.Query.Multiply(_normed, _q, _threads);
-            layer.Key.Multiply(_normed, _k, _threads);
-            layer.Value.Multiply(_normed, _v, _threads);
+            WeightMatrix.Multiply(_normed, _threads, layer.Query, _q, layer.Key, _k, layer.Value, _v);
             AddBias(_q, layer.QueryBias);
             AddBias(_k, layer.KeyBias);
             AddBias(_v, layer.ValueBias);
@@ -134,11 +132,19 @@ public sealed class InferenceSession
             _k.CopyTo(_keys[l], pos * kvDim);
             _v.CopyTo(_values[l], pos * kvDim);
 
+            // Heads split across the threads, each with its own scores.
             var output = _attention.Values;
-            for (var h = 0; h < config.Heads; h++)
+            var keys = _keys[l];
+            var values = _values[l];
+            var parts = Math.Min(_threads, config.Heads);
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = _threads }, part =>
             {
-                Attend(_q.AsSpan(h * headDim, headDim), _keys[l], _values[l], kvDim, h / group * headDim, pos + 1, scale, _scores, output.AsSpan(h * headDim, headDim));
-            }
+                var scores = _scores.AsSpan(part * ContextLength, ContextLength);
+                for (var h = part * config.Heads / parts; h < (part + 1) * config.Heads / parts; h++)
+                {
+                    Attend(_q.AsSpan(h * headDim, headDim), keys, values, kvDim, h / group * headDim, pos + 1, scale, scores, output.AsSpan(h * headDim, headDim));
+                }
+            });
 
             _attention.Quantize(layer.Output.InputForms);
             layer.Output.Multiply(_attention, _projected, _threads);
@@ -146,8 +152,7 @@ public sealed class InferenceSession
 
             RmsNorm(_x, layer.FeedForwardNorm, _normed.Values, config.NormEpsilon);
             _normed.Quantize(layer.Gate.InputForms | layer.Up.InputForms);
-            layer.Gate.Multiply(_normed, _gate, _threads);
-            layer.Up.Multiply(_normed, _up, _threads);
+            WeightMatrix.Multiply(_normed, _threads, layer.Gate, _gate, layer.Up, _up);
             // SwiGLU: silu(gate) · up.
             SwiGlu(_gate, _up, _hidden.Values);
 
@@ -356,9 +361,9 @@ public sealed class InferenceSession
     /// arithmetic at that width.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Attend(ReadOnlySpan<float> query, float[] keys, float[] values, int kvDim, int kvOffset, int length, float scale, float[] scores, Span<float> head)
+    private static void Attend(ReadOnlySpan<float> query, float[] keys, float[] values, int kvDim, int kvOffset, int length, float scale, Span<float> scores, Span<float> head)
     {
-        var span = scores.AsSpan(0, length);
+        var span = scores[..length];
         var headDim = query.Length;
         if (Vector512.IsHardwareAccelerated && headDim == 64)
         {

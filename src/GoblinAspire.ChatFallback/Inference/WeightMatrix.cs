@@ -60,33 +60,62 @@ public sealed class WeightMatrix
 
     public void DequantizeRow(int row, Span<float> destination) => Quants.Dequantize(Type, Row(row), destination);
 
-    /// <summary><c>y = W·x</c>: <paramref name="input"/> holds x as floats and, for Q8_0/Q4_0 weights, quantised.</summary>
+    /// <summary><c>y = W·x</c>: <paramref name="input"/> holds x as floats and in the 8-bit forms this matrix reads.</summary>
     public void Multiply(ActivationInput input, float[] y, int threads)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(y);
-        var chunks = Math.Max(1, Math.Min(threads, Rows / 64));
+        var parts = PartsFor(threads);
+        if (parts == 1)
+        {
+            MultiplyPart(input, y, 0, 1);
+            return;
+        }
+
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part => MultiplyPart(input, y, part, parts));
+    }
+
+    /// <summary>
+    /// <c>y = W·x</c> for two or three matrices that read the same input (query/key/value, gate/up) in one parallel
+    /// pass: a token's decode waits for the threads once per group instead of once per matrix.
+    /// </summary>
+    public static void Multiply(ActivationInput input, int threads, WeightMatrix first, float[] firstY, WeightMatrix second, float[] secondY, WeightMatrix? third = null, float[]? thirdY = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        var parts = Math.Max(first.PartsFor(threads), Math.Max(second.PartsFor(threads), third?.PartsFor(threads) ?? 1));
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+        {
+            first.MultiplyPart(input, firstY, part, parts);
+            second.MultiplyPart(input, secondY, part, parts);
+            third?.MultiplyPart(input, thirdY!, part, parts);
+        });
+    }
+
+    /// <summary>One part per thread, but no part under 64 rows: smaller ones cost more to hand out than to compute.</summary>
+    private int PartsFor(int threads) => Math.Max(1, Math.Min(threads, Rows / 64));
+
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of the rows; none when this matrix has fewer parts.</summary>
+    private void MultiplyPart(ActivationInput input, float[] y, int part, int parts)
+    {
+        var own = Math.Min(parts, PartsFor(parts));
+        if (part >= own)
+        {
+            return;
+        }
+
+        var share = (Rows + own - 1) / own;
+        var from = part * share;
+        var to = Math.Min(Rows, from + share);
         if (Tiled)
         {
-            if (chunks == 1)
-            {
-                TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input.Batch, 1, y, 0, Rows);
-                return;
-            }
-
-            var share = (Rows + chunks - 1) / chunks;
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input.Batch, 1, y, c * share, Math.Min(Rows, (c + 1) * share)));
-            return;
+            TiledKernels.Multiply(Type, _data, _rowBytes, Rows, Columns, input.Batch, 1, y, from, to);
         }
-
-        if (chunks == 1)
+        else
         {
-            MultiplyRows(input, y, 0, Rows);
-            return;
+            MultiplyRows(input, y, from, to);
         }
-
-        var per = (Rows + chunks - 1) / chunks;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => MultiplyRows(input, y, c * per, Math.Min(Rows, (c + 1) * per)));
     }
 
     /// <summary>
