@@ -4,6 +4,8 @@
 # 0.5B's (896 dim, 24 layers, 14 heads, 2 KV heads, 4864 FFN, 151,936 vocab, tied embeddings).
 # llama.cpp runs through node-llama-cpp's prebuilt CPU binaries (bench/llama-cpp, a benchmark-only dependency).
 # Each round runs llama.cpp then this engine on one file; ratios are this engine over llama.cpp in the same round.
+# Load is reading the file and, for this engine, the warm-up the service also runs at load (kernels compiled before
+# the first prompt); prefill and TTFT start after it, for both engines.
 # Prints a markdown table per round and a summary line per file (min–max over the rounds).
 # Usage: bench/chatfallback.sh   (env THREADS=2, PROMPT=512, TOKENS=33, ROUNDS=4,
 #        MODELS="tinyllama:Q8_0 tinyllama:Q4_0 tinyllama:Q4_K tinyllama:F16 qwen2.5-0.5b:Q8_0 qwen2.5-0.5b:BF16")
@@ -20,8 +22,8 @@ chat() { dotnet bench/GoblinAspire.ChatBench/bin/Release/net10.0/GoblinAspire.Ch
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 ratio() { echo "$1 / $2" | bc -l; }
 
-echo "| model | round | engine | prefill tok/s | TTFT s ($prompt tokens) | decode tok/s | prefill ×llama.cpp | decode ×llama.cpp | RSS MB | RSS / file |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| model | round | engine | load s | prefill tok/s | TTFT s ($prompt tokens) | decode tok/s | prefill ×llama.cpp | decode ×llama.cpp | RSS MB | RSS / file |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 summary=""
 for item in $models; do
   shape="${item%%:*}" type="${item##*:}"
@@ -36,8 +38,8 @@ for item in $models; do
       engine="$(sed -n 's/.*engine=\([a-z.]*\).*/\1/p' <<<"$line")"
       p_ratio="$(ratio "$(field prefill_tps "$line")" "$(field prefill_tps "$base")")"
       d_ratio="$(ratio "$(field decode_tps "$line")" "$(field decode_tps "$base")")"
-      printf "| %s %s (%s MiB) | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.2f |\n" "$shape" "$type" "$size_mb" "$round" "$engine" \
-        "$(field prefill_tps "$line")" "$(field ttft_s "$line")" "$(field decode_tps "$line")" "$p_ratio" "$d_ratio" \
+      printf "| %s %s (%s MiB) | %s | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.2f |\n" "$shape" "$type" "$size_mb" "$round" "$engine" \
+        "$(field load_s "$line")" "$(field prefill_tps "$line")" "$(field ttft_s "$line")" "$(field decode_tps "$line")" "$p_ratio" "$d_ratio" \
         "$(field rss_mb "$line")" "$(ratio "$(field rss_mb "$line")" "$size_mb")"
     done
     prefill_ratios+=("$(ratio "$(field prefill_tps "$ours")" "$(field prefill_tps "$base")")")
