@@ -20,7 +20,7 @@ public sealed class PrefillTests
     };
 
     /// <summary>
-    /// 70 prompt tokens (a full chunk of 64 and a partial one), after 3 tokens already in the cache, then 3 more one at
+    /// A full prompt chunk and a partial one, after 3 tokens already in the cache, then 3 more one at
     /// a time: the logits agree with token-by-token feeding to float rounding (1e-4 of the largest logit), or for 8-bit
     /// activations to the size of their rounding (<see cref="AssertClose"/>).
     /// </summary>
@@ -36,7 +36,7 @@ public sealed class PrefillTests
 
     /// <summary>
     /// 64-wide heads take the grouped attention of <see cref="ChunkAttention"/>: three query heads per key/value head
-    /// (an odd group, so a four-head pass has one spare), seven (Qwen2.5 0.5B's 14/2) and four, over 73 positions (a
+    /// (an odd group, so a four-head pass has one spare), seven (Qwen2.5 0.5B's 14/2) and four, over 143 positions (a
     /// partial block of 16); F32 to float rounding, Q8_0/Q4_0 (panel kernels) to their 8-bit rounding.
     /// </summary>
     [Theory]
@@ -58,21 +58,23 @@ public sealed class PrefillTests
         SyntheticLlama.Family(family, type, shape, seed: 21).Write(path);
         var model = LlamaModel.Load(path);
         var random = new Random(4);
-        var tokens = Enumerable.Range(0, 76).Select(_ => random.Next(model.Config.Vocabulary)).ToArray();
+        // A full chunk and a partial one (12 tokens: three tiles of four) after 3 tokens already in the cache.
+        var fed = 3 + InferenceSession.PrefillChunk + 12;
+        var tokens = Enumerable.Range(0, fed + 3).Select(_ => random.Next(model.Config.Vocabulary)).ToArray();
 
         var single = new InferenceSession(model, 256, threads: 2);
         var batched = new InferenceSession(model, 256, threads: 2);
         float[] expected = [];
-        for (var i = 0; i < 73; i++)
+        for (var i = 0; i < fed; i++)
         {
             expected = (float[])single.Forward(tokens[i]).Clone();
         }
 
         batched.Prefill(tokens[..3]);
-        var actual = batched.Prefill(tokens[3..73]);
-        Assert.Equal(73, batched.Position);
+        var actual = batched.Prefill(tokens[3..fed]);
+        Assert.Equal(fed, batched.Position);
         AssertClose(type, expected, actual, $"{family} {type} after the prefill");
-        for (var i = 73; i < 76; i++)
+        for (var i = fed; i < fed + 3; i++)
         {
             AssertClose(type, single.Forward(tokens[i]), batched.Forward(tokens[i]), $"{family} {type} decoding token {i}");
         }
