@@ -1,3 +1,5 @@
+// Written here, as the rest of the engine: no package on the feed computes attention over this engine's key/value
+// cache, and TensorPrimitives' per-call overhead is larger than a 64-wide head's arithmetic.
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -49,7 +51,7 @@ public sealed class ChunkAttention
 
                 for (var lane = 0; lane < count; lane++)
                 {
-                    var key = keys.AsSpan(((blk * Lanes) + lane) * kvDim + (g * HeadDimension), HeadDimension);
+                    var key = keys.AsSpan((((blk * Lanes) + lane) * kvDim) + (g * HeadDimension), HeadDimension);
                     for (var d = 0; d < HeadDimension; d++)
                     {
                         destination[(d * Lanes) + lane] = key[d];

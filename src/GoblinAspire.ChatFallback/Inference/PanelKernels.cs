@@ -1,9 +1,9 @@
-// Prefill kernels for Q4_0, Q8_0 and Q4_K weights over panels of 16 rows. Written here for the same reason as Quants.cs (no
-// package does GGML's block formats); the idea is ggml's repacked layouts, the code is this engine's own. A panel's
-// weights are unpacked once per prompt chunk into 32-bit lanes that each belong to one row, four consecutive values of
-// a block per lane, so one byte-product instruction against four broadcast activation bytes advances sixteen rows at
-// once: the sums come out already one row per lane, and the per-block float work (scale, offset, accumulate) is
-// three instructions per sixteen rows instead of per row. TiledKernels' row-by-row layout needs a reduction and two
+// Prefill kernels for Q4_0, Q8_0 and Q4_K weights over panels of 16 rows. Written here for the same reason as
+// Quants.cs (no package does GGML's block formats); the idea is ggml's repacked layouts, the code is this engine's own.
+// A panel's weights are unpacked once per prompt chunk into 32-bit lanes that each belong to one row, four consecutive
+// values of a block per lane, so one byte-product instruction against four broadcast activation bytes advances sixteen
+// rows at once: the sums come out already one row per lane, and the per-block float work (offset, scale, accumulate)
+// is done once for sixteen rows instead of per row. TiledKernels' row-by-row layout needs a reduction and two
 // multiply-adds per four blocks of every row.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -25,12 +25,12 @@ public static class PanelKernels
     // Per 32-value block: eight 64-byte vectors (vector k holds values 4k..4k+3 of each row) and the 16 rows' scales.
     private const int BlockBytes = (8 * 64) + 64;
 
-    [ThreadStatic]
-    private static byte[]? t_panel;
-
     // Per 256-value super-block of Q4_K: eight sub-blocks of eight weight vectors, then per sub-block its 6-bit scale
     // (in both 16-bit halves of each row's lane), per sub-block dmin·min as floats, and d.
     private const int SuperBytes = (8 * 8 * 64) + (8 * 64) + (8 * 64) + 64;
+
+    [ThreadStatic]
+    private static byte[]? t_panel;
 
     public static bool Handles(GgmlType type, int columns) => TiledKernels.Supported && type switch
     {
@@ -44,7 +44,7 @@ public static class PanelKernels
 
     /// <summary>
     /// Rows [<paramref name="from"/>, <paramref name="to"/>), whole panels, of <c>Y = X·Wᵀ</c> for the first
-    /// <paramref name="tokens"/> rows of <paramref name="x"/> (quantised with <see cref="ActivationForms.Panels"/>).
+    /// <paramref name="tokens"/> rows of <paramref name="x"/>, quantised in the forms of <see cref="FormsFor"/>.
     /// </summary>
     public static void Multiply(GgmlType type, byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, int tokens, float[] y, int from, int to)
     {
