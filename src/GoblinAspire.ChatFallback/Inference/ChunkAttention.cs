@@ -25,13 +25,14 @@ public sealed class ChunkAttention
 
     /// <summary>
     /// Lays out the first <paramref name="length"/> cached keys as, per key/value head and per 16 positions, 64 rows
-    /// of 16 lanes; positions past the end are zeros, whose scores are never read.
+    /// of 16 lanes; positions past the end (up to an even number of blocks) are zeros, whose scores are never read.
     /// </summary>
     public void Prepare(float[] keys, int kvDim, int length)
     {
         ArgumentNullException.ThrowIfNull(keys);
         var kvHeads = kvDim / HeadDimension;
-        _blocks = (length + Lanes - 1) / Lanes;
+        // An even number of blocks, so scores are always computed two blocks at a time (a spare one is zeros).
+        _blocks = (length + (2 * Lanes) - 1) / (2 * Lanes) * 2;
         var size = kvHeads * _blocks * HeadDimension * Lanes;
         if (_keysT.Length < size)
         {
@@ -75,7 +76,7 @@ public sealed class ChunkAttention
         ArgumentNullException.ThrowIfNull(values);
         ArgumentNullException.ThrowIfNull(scratch);
         var stride = _blocks * Lanes;
-        var blocks = (length + Lanes - 1) / Lanes;
+        var blocks = (length + (2 * Lanes) - 1) / (2 * Lanes) * 2;
         for (var h0 = firstHead; h0 < firstHead + heads; h0 += 4)
         {
             var n = Math.Min(4, firstHead + heads - h0);
@@ -87,15 +88,9 @@ public sealed class ChunkAttention
             ref var kt = ref MemoryMarshal.GetArrayDataReference(_keysT);
             ref var s = ref MemoryMarshal.GetArrayDataReference(scratch);
             var factor = Vector512.Create(scale);
-            var blk = 0;
-            for (; blk + 2 <= blocks; blk += 2)
+            for (var blk = 0; blk < blocks; blk += 2)
             {
                 Scores2(ref Unsafe.Add(ref kt, ((kvHead * _blocks) + blk) * HeadDimension * Lanes), ref q0, ref q1, ref q2, ref q3, factor, ref Unsafe.Add(ref s, blk * Lanes), stride);
-            }
-
-            if (blk < blocks)
-            {
-                Scores1(ref Unsafe.Add(ref kt, ((kvHead * _blocks) + blk) * HeadDimension * Lanes), ref q0, ref q1, ref q2, ref q3, factor, ref Unsafe.Add(ref s, blk * Lanes), stride);
             }
 
             for (var j = 0; j < n; j++)
@@ -143,26 +138,6 @@ public sealed class ChunkAttention
         (b2 * factor).StoreUnsafe(ref s, (2 * row) + Lanes);
         (a3 * factor).StoreUnsafe(ref s, 3 * row);
         (b3 * factor).StoreUnsafe(ref s, (3 * row) + Lanes);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scores1(ref float kt, ref float q0, ref float q1, ref float q2, ref float q3, Vector512<float> factor, ref float s, int stride)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (nuint d = 0; d < HeadDimension; d++)
-        {
-            var k0 = Vector512.LoadUnsafe(ref kt, d * Lanes);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref q0, d)), k0, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref q1, d)), k0, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref q2, d)), k0, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(Unsafe.Add(ref q3, d)), k0, a3);
-        }
-
-        var row = (nuint)stride;
-        (a0 * factor).StoreUnsafe(ref s);
-        (a1 * factor).StoreUnsafe(ref s, row);
-        (a2 * factor).StoreUnsafe(ref s, 2 * row);
-        (a3 * factor).StoreUnsafe(ref s, 3 * row);
     }
 
     /// <summary>Two heads' weighted sums of the values; each value row is loaded once for both (eight chains).</summary>

@@ -74,19 +74,28 @@ public static class PanelKernels
             var t = 0;
             for (; t + 4 <= tokens; t += 4)
             {
+                ref var o = ref Unsafe.Add(ref output, (t * rows) + r);
                 if (type == GgmlType.Q4_0)
                 {
-                    Q4Tile4(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref Unsafe.Add(ref output, (t * rows) + r), rows);
+                    Tile4<Q4Panel>(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref o, rows);
                 }
                 else
                 {
-                    Q8Tile4(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref Unsafe.Add(ref output, (t * rows) + r), rows);
+                    Tile4<Q8Panel>(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref o, rows);
                 }
             }
 
             for (; t < tokens; t++)
             {
-                Tile1(type, ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref Unsafe.Add(ref output, (t * rows) + r));
+                ref var o = ref Unsafe.Add(ref output, (t * rows) + r);
+                if (type == GgmlType.Q4_0)
+                {
+                    Tile1<Q4Panel>(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref o);
+                }
+                else
+                {
+                    Tile1<Q8Panel>(ref panel, blocks, ref xq, ref dx, ref offsets, columns, t, ref o);
+                }
             }
         }
     }
@@ -180,22 +189,22 @@ public static class PanelKernels
         return Vector512.Create(lo0 + lo1, hi0 + hi1);
     }
 
-    /// <summary>Sixteen rows by four tokens; the Q4_0 weights stay in registers across the four tokens.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q4Tile4(ref byte panel, int blocks, ref byte xq, ref float dx, ref int offsets, int columns, int t, ref float y, int rows)
+    /// <summary>How one block of a Q4_0 or Q8_0 panel meets the activations.</summary>
+    private interface IPanelFormat
     {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var x0 = (nuint)(t * columns);
-        var x1 = x0 + (nuint)columns;
-        var x2 = x1 + (nuint)columns;
-        var x3 = x2 + (nuint)columns;
-        var s0 = (nuint)(t * blocks);
-        var s1 = s0 + (nuint)blocks;
-        var s2 = s1 + (nuint)blocks;
-        var s3 = s2 + (nuint)blocks;
-        for (var b = 0; b < blocks; b++)
+        /// <summary>The block's integer dots with four tokens' activations, at <paramref name="x0"/>..<paramref name="x3"/>.</summary>
+        static abstract void Dots(ref byte p, ref byte xq, nuint x0, nuint x1, nuint x2, nuint x3, out Vector512<int> d0, out Vector512<int> d1, out Vector512<int> d2, out Vector512<int> d3);
+
+        /// <summary>The block's integer dots with one token's activations.</summary>
+        static abstract Vector512<int> Dot(ref byte p, ref byte xq, nuint x);
+    }
+
+    /// <summary>Q4_0: the block's eight weight vectors are loaded once and stay in registers for the four tokens.</summary>
+    private readonly struct Q4Panel : IPanelFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Dots(ref byte p, ref byte xq, nuint x0, nuint x1, nuint x2, nuint x3, out Vector512<int> d0, out Vector512<int> d1, out Vector512<int> d2, out Vector512<int> d3)
         {
-            ref var p = ref Unsafe.Add(ref panel, b * BlockBytes);
             var w0 = Vector512.LoadUnsafe(ref p);
             var w1 = Vector512.LoadUnsafe(ref p, 64);
             var w2 = Vector512.LoadUnsafe(ref p, 128);
@@ -204,24 +213,37 @@ public static class PanelKernels
             var w5 = Vector512.LoadUnsafe(ref p, 320);
             var w6 = Vector512.LoadUnsafe(ref p, 384);
             var w7 = Vector512.LoadUnsafe(ref p, 448);
-            var dw = Vector512.LoadUnsafe(ref p, 512).AsSingle();
-            var xb = (nuint)(b * Quants.Q8Block);
-            var sb = (nuint)b;
-            a0 = Scale(Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x0 + xb), dw, Unsafe.Add(ref dx, s0 + sb), Unsafe.Add(ref offsets, s0 + sb), a0);
-            a1 = Scale(Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x1 + xb), dw, Unsafe.Add(ref dx, s1 + sb), Unsafe.Add(ref offsets, s1 + sb), a1);
-            a2 = Scale(Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x2 + xb), dw, Unsafe.Add(ref dx, s2 + sb), Unsafe.Add(ref offsets, s2 + sb), a2);
-            a3 = Scale(Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x3 + xb), dw, Unsafe.Add(ref dx, s3 + sb), Unsafe.Add(ref offsets, s3 + sb), a3);
+            d0 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x0);
+            d1 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x1);
+            d2 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x2);
+            d3 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x3);
         }
 
-        a0.StoreUnsafe(ref y);
-        a1.StoreUnsafe(ref y, (nuint)rows);
-        a2.StoreUnsafe(ref y, (nuint)(2 * rows));
-        a3.StoreUnsafe(ref y, (nuint)(3 * rows));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Dot(ref byte p, ref byte xq, nuint x) =>
+            Q4Dot(Vector512.LoadUnsafe(ref p), Vector512.LoadUnsafe(ref p, 64), Vector512.LoadUnsafe(ref p, 128), Vector512.LoadUnsafe(ref p, 192), Vector512.LoadUnsafe(ref p, 256), Vector512.LoadUnsafe(ref p, 320), Vector512.LoadUnsafe(ref p, 384), Vector512.LoadUnsafe(ref p, 448), ref xq, x);
     }
 
-    /// <summary>Sixteen rows by four tokens of Q8_0.</summary>
+    /// <summary>Q8_0: the VNNI products take their weights from memory (sixteen 256-bit halves would not fit beside the sums).</summary>
+    private readonly struct Q8Panel : IPanelFormat
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Dots(ref byte p, ref byte xq, nuint x0, nuint x1, nuint x2, nuint x3, out Vector512<int> d0, out Vector512<int> d1, out Vector512<int> d2, out Vector512<int> d3)
+        {
+            d0 = Q8Dot(ref p, ref xq, x0);
+            d1 = Q8Dot(ref p, ref xq, x1);
+            d2 = Q8Dot(ref p, ref xq, x2);
+            d3 = Q8Dot(ref p, ref xq, x3);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Dot(ref byte p, ref byte xq, nuint x) => Q8Dot(ref p, ref xq, x);
+    }
+
+    /// <summary>Sixteen rows by four tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q8Tile4(ref byte panel, int blocks, ref byte xq, ref float dx, ref int offsets, int columns, int t, ref float y, int rows)
+    private static void Tile4<TFormat>(ref byte panel, int blocks, ref byte xq, ref float dx, ref int offsets, int columns, int t, ref float y, int rows)
+        where TFormat : struct, IPanelFormat
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var x0 = (nuint)(t * columns);
@@ -235,13 +257,14 @@ public static class PanelKernels
         for (var b = 0; b < blocks; b++)
         {
             ref var p = ref Unsafe.Add(ref panel, b * BlockBytes);
-            var dw = Vector512.LoadUnsafe(ref p, 512).AsSingle();
             var xb = (nuint)(b * Quants.Q8Block);
             var sb = (nuint)b;
-            a0 = Scale(Q8Dot(ref p, ref xq, x0 + xb), dw, Unsafe.Add(ref dx, s0 + sb), Unsafe.Add(ref offsets, s0 + sb), a0);
-            a1 = Scale(Q8Dot(ref p, ref xq, x1 + xb), dw, Unsafe.Add(ref dx, s1 + sb), Unsafe.Add(ref offsets, s1 + sb), a1);
-            a2 = Scale(Q8Dot(ref p, ref xq, x2 + xb), dw, Unsafe.Add(ref dx, s2 + sb), Unsafe.Add(ref offsets, s2 + sb), a2);
-            a3 = Scale(Q8Dot(ref p, ref xq, x3 + xb), dw, Unsafe.Add(ref dx, s3 + sb), Unsafe.Add(ref offsets, s3 + sb), a3);
+            TFormat.Dots(ref p, ref xq, x0 + xb, x1 + xb, x2 + xb, x3 + xb, out var d0, out var d1, out var d2, out var d3);
+            var dw = Vector512.LoadUnsafe(ref p, 512).AsSingle();
+            a0 = Scale(d0, dw, Unsafe.Add(ref dx, s0 + sb), Unsafe.Add(ref offsets, s0 + sb), a0);
+            a1 = Scale(d1, dw, Unsafe.Add(ref dx, s1 + sb), Unsafe.Add(ref offsets, s1 + sb), a1);
+            a2 = Scale(d2, dw, Unsafe.Add(ref dx, s2 + sb), Unsafe.Add(ref offsets, s2 + sb), a2);
+            a3 = Scale(d3, dw, Unsafe.Add(ref dx, s3 + sb), Unsafe.Add(ref offsets, s3 + sb), a3);
         }
 
         a0.StoreUnsafe(ref y);
@@ -252,7 +275,8 @@ public static class PanelKernels
 
     /// <summary>Sixteen rows by one token: a chunk's last one to three tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile1(GgmlType type, ref byte panel, int blocks, ref byte xq, ref float dx, ref int offsets, int columns, int t, ref float y)
+    private static void Tile1<TFormat>(ref byte panel, int blocks, ref byte xq, ref float dx, ref int offsets, int columns, int t, ref float y)
+        where TFormat : struct, IPanelFormat
     {
         var acc = Vector512<float>.Zero;
         var x0 = (nuint)(t * columns);
@@ -260,10 +284,7 @@ public static class PanelKernels
         for (var b = 0; b < blocks; b++)
         {
             ref var p = ref Unsafe.Add(ref panel, b * BlockBytes);
-            var o = x0 + (nuint)(b * Quants.Q8Block);
-            var dot = type == GgmlType.Q4_0
-                ? Q4Dot(Vector512.LoadUnsafe(ref p), Vector512.LoadUnsafe(ref p, 64), Vector512.LoadUnsafe(ref p, 128), Vector512.LoadUnsafe(ref p, 192), Vector512.LoadUnsafe(ref p, 256), Vector512.LoadUnsafe(ref p, 320), Vector512.LoadUnsafe(ref p, 384), Vector512.LoadUnsafe(ref p, 448), ref xq, o)
-                : Q8Dot(ref p, ref xq, o);
+            var dot = TFormat.Dot(ref p, ref xq, x0 + (nuint)(b * Quants.Q8Block));
             acc = Scale(dot, Vector512.LoadUnsafe(ref p, 512).AsSingle(), Unsafe.Add(ref dx, s0 + (nuint)b), Unsafe.Add(ref offsets, s0 + (nuint)b), acc);
         }
 
