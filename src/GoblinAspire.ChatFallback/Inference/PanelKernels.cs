@@ -151,6 +151,20 @@ public static class PanelKernels
         }
     }
 
+    /// <summary>The eight weight vectors of a 32-value block (vector k: values 4k..4k+3 of each row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Load(ref byte p, out Vector512<byte> w0, out Vector512<byte> w1, out Vector512<byte> w2, out Vector512<byte> w3, out Vector512<byte> w4, out Vector512<byte> w5, out Vector512<byte> w6, out Vector512<byte> w7)
+    {
+        w0 = Vector512.LoadUnsafe(ref p);
+        w1 = Vector512.LoadUnsafe(ref p, 64);
+        w2 = Vector512.LoadUnsafe(ref p, 128);
+        w3 = Vector512.LoadUnsafe(ref p, 192);
+        w4 = Vector512.LoadUnsafe(ref p, 256);
+        w5 = Vector512.LoadUnsafe(ref p, 320);
+        w6 = Vector512.LoadUnsafe(ref p, 384);
+        w7 = Vector512.LoadUnsafe(ref p, 448);
+    }
+
     /// <summary>Four activation bytes, the same in every lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<sbyte> Broadcast(ref byte xq, nuint offset) => Vector512.Create(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref xq, offset))).AsSByte();
@@ -205,14 +219,7 @@ public static class PanelKernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Dots(ref byte p, ref byte xq, nuint x0, nuint x1, nuint x2, nuint x3, out Vector512<int> d0, out Vector512<int> d1, out Vector512<int> d2, out Vector512<int> d3)
         {
-            var w0 = Vector512.LoadUnsafe(ref p);
-            var w1 = Vector512.LoadUnsafe(ref p, 64);
-            var w2 = Vector512.LoadUnsafe(ref p, 128);
-            var w3 = Vector512.LoadUnsafe(ref p, 192);
-            var w4 = Vector512.LoadUnsafe(ref p, 256);
-            var w5 = Vector512.LoadUnsafe(ref p, 320);
-            var w6 = Vector512.LoadUnsafe(ref p, 384);
-            var w7 = Vector512.LoadUnsafe(ref p, 448);
+            Load(ref p, out var w0, out var w1, out var w2, out var w3, out var w4, out var w5, out var w6, out var w7);
             d0 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x0);
             d1 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x1);
             d2 = Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x2);
@@ -220,8 +227,11 @@ public static class PanelKernels
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Dot(ref byte p, ref byte xq, nuint x) =>
-            Q4Dot(Vector512.LoadUnsafe(ref p), Vector512.LoadUnsafe(ref p, 64), Vector512.LoadUnsafe(ref p, 128), Vector512.LoadUnsafe(ref p, 192), Vector512.LoadUnsafe(ref p, 256), Vector512.LoadUnsafe(ref p, 320), Vector512.LoadUnsafe(ref p, 384), Vector512.LoadUnsafe(ref p, 448), ref xq, x);
+        public static Vector512<int> Dot(ref byte p, ref byte xq, nuint x)
+        {
+            Load(ref p, out var w0, out var w1, out var w2, out var w3, out var w4, out var w5, out var w6, out var w7);
+            return Q4Dot(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x);
+        }
     }
 
     /// <summary>Q8_0: the VNNI products take their weights from memory (sixteen 256-bit halves would not fit beside the sums).</summary>
@@ -392,15 +402,7 @@ public static class PanelKernels
             var xs = (nuint)(s * 256);
             for (var j = 0; j < 8; j++)
             {
-                ref var sub = ref Unsafe.Add(ref p, j * 512);
-                var w0 = Vector512.LoadUnsafe(ref sub);
-                var w1 = Vector512.LoadUnsafe(ref sub, 64);
-                var w2 = Vector512.LoadUnsafe(ref sub, 128);
-                var w3 = Vector512.LoadUnsafe(ref sub, 192);
-                var w4 = Vector512.LoadUnsafe(ref sub, 256);
-                var w5 = Vector512.LoadUnsafe(ref sub, 320);
-                var w6 = Vector512.LoadUnsafe(ref sub, 384);
-                var w7 = Vector512.LoadUnsafe(ref sub, 448);
+                Load(ref Unsafe.Add(ref p, j * 512), out var w0, out var w1, out var w2, out var w3, out var w4, out var w5, out var w6, out var w7);
                 var scale = Vector512.LoadUnsafe(ref p, (nuint)(4096 + (j * 64))).AsInt16();
                 var xj = xs + (nuint)(j * 32);
                 i0 += Avx512BW.MultiplyAddAdjacent(Q4Sums(w0, w1, w2, w3, w4, w5, w6, w7, ref xq, x0 + xj), scale);
