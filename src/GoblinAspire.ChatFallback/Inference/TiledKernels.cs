@@ -1,7 +1,8 @@
-// AVX-512 matrix kernels: Y = X·Wᵀ for a batch of tokens (prefill) and for one token (decode). The ideas are ggml's
-// (8-bit activations, integer dot products per block, one float multiply-add per block), the code is this engine's own:
-// a batch's rows are tiled four weight rows by three or four tokens, so each weight block is unpacked once per chunk of
-// tokens and each token block is read once per several rows, and the float work is done 16 lanes (four blocks) at a time.
+// AVX-512 matrix kernels for decode (one token) and for what PanelKernels does not take. The ideas are ggml's (8-bit
+// activations, integer dot products per block, one float multiply-add per block), the code is this engine's own:
+// Q8_0/Q4_0 rows are dotted 128 columns (four blocks) at a time and Q4_K/Q6_K rows a 256-value super-block at a time,
+// unpacked in registers, with the float work 16 lanes wide; F16/BF16/F32 batches are tiled four rows by four tokens
+// over rows converted to floats once per four.
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
@@ -170,8 +171,6 @@ public static class TiledKernels
         return Vector512.FusedMultiplyAdd(scale, scaled, acc);
     }
 
-    private const int PreparedGroupBytes = 192;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Groups<TFormat>(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, float[] factors, int tokens, float[] y, int from, int to)
         where TFormat : struct, IGroupFormat
@@ -182,49 +181,9 @@ public static class TiledKernels
         ref var xq = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetArrayDataReference(x.GroupQuants));
         ref var xs = ref MemoryMarshal.GetArrayDataReference(factors);
         var laneStride = columns / 16;
-        var r = from;
-        if (tokens >= 4)
-        {
-            // Four rows unpacked once into a small buffer (it stays in L1), then every tile of four tokens reads it.
-            var prepared = ArrayPool<byte>.Shared.Rent(4 * groups * PreparedGroupBytes);
-            try
-            {
-                ref var p0 = ref MemoryMarshal.GetArrayDataReference(prepared);
-                for (; r + 4 <= to; r += 4)
-                {
-                    for (var rr = 0; rr < 4; rr++)
-                    {
-                        ref var row = ref Unsafe.Add(ref w, (nint)(r + rr) * rowBytes);
-                        for (var g = 0; g < groups; g++)
-                        {
-                            TFormat.Prepare(ref Unsafe.Add(ref row, g * groupBytes), out var low, out var high, out var scale);
-                            ref var p = ref Unsafe.Add(ref p0, ((g * 4) + rr) * PreparedGroupBytes);
-                            low.StoreUnsafe(ref p);
-                            high.StoreUnsafe(ref p, 64);
-                            scale.AsByte().StoreUnsafe(ref p, 128);
-                        }
-                    }
 
-                    var t = 0;
-                    for (; t + 3 <= tokens; t += 3)
-                    {
-                        Tile4x3<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
-                    }
-
-                    for (; t < tokens; t++)
-                    {
-                        Tile4x1<TFormat>(ref p0, groups, ref xq, ref xs, columns, laneStride, t, y, rows, r);
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(prepared);
-            }
-        }
-
-        // Decode (one token), short tails and leftover rows: unpack and use at once.
-        for (; r < to; r++)
+        // A row at a time, unpacked in registers: decode, and the few rows a batch leaves after PanelKernels' panels.
+        for (var r = from; r < to; r++)
         {
             ref var row = ref Unsafe.Add(ref w, (nint)r * rowBytes);
             for (var t = 0; t < tokens; t++)
@@ -254,82 +213,6 @@ public static class TiledKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadPrepared(ref byte p, out Vector512<byte> low, out Vector512<byte> high, out Vector512<float> scale)
-    {
-        low = Vector512.LoadUnsafe(ref p);
-        high = Vector512.LoadUnsafe(ref p, 64);
-        scale = Vector512.LoadUnsafe(ref p, 128).AsSingle();
-    }
-
-    /// <summary>Four prepared rows by three tokens: 12 accumulators, and the tokens' registers, fit AVX-512's 32.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x3<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
-        where TFormat : struct, IGroupFormat
-    {
-        Vector512<float> a00 = default, a01 = default, a02 = default;
-        Vector512<float> a10 = default, a11 = default, a12 = default;
-        Vector512<float> a20 = default, a21 = default, a22 = default;
-        Vector512<float> a30 = default, a31 = default, a32 = default;
-        var q0 = (nuint)(t * columns);
-        var q1 = q0 + (nuint)columns;
-        var q2 = q1 + (nuint)columns;
-        var s0 = (nuint)(t * laneStride);
-        var s1 = s0 + (nuint)laneStride;
-        var s2 = s1 + (nuint)laneStride;
-        for (var g = 0; g < groups; g++)
-        {
-            ref var p = ref Unsafe.Add(ref prepared, g * 4 * PreparedGroupBytes);
-            var gq = (nuint)(g * 128);
-            var gs = (nuint)(g * 8);
-            LoadPrepared(ref p, out var low, out var high, out var scale);
-            a00 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a00);
-            a01 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a01);
-            a02 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a02);
-            LoadPrepared(ref Unsafe.Add(ref p, PreparedGroupBytes), out low, out high, out scale);
-            a10 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a10);
-            a11 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a11);
-            a12 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a12);
-            LoadPrepared(ref Unsafe.Add(ref p, 2 * PreparedGroupBytes), out low, out high, out scale);
-            a20 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a20);
-            a21 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a21);
-            a22 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a22);
-            LoadPrepared(ref Unsafe.Add(ref p, 3 * PreparedGroupBytes), out low, out high, out scale);
-            a30 = Step<TFormat>(low, high, scale, ref xq, q0 + gq, ref xs, s0 + gs, a30);
-            a31 = Step<TFormat>(low, high, scale, ref xq, q1 + gq, ref xs, s1 + gs, a31);
-            a32 = Step<TFormat>(low, high, scale, ref xq, q2 + gq, ref xs, s2 + gs, a32);
-        }
-
-        Store4(y, rows, t, r, a00, a10, a20, a30);
-        Store4(y, rows, t + 1, r, a01, a11, a21, a31);
-        Store4(y, rows, t + 2, r, a02, a12, a22, a32);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x1<TFormat>(ref byte prepared, int groups, ref byte xq, ref float xs, int columns, int laneStride, int t, float[] y, int rows, int r)
-        where TFormat : struct, IGroupFormat
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var q0 = (nuint)(t * columns);
-        var s0 = (nuint)(t * laneStride);
-        for (var g = 0; g < groups; g++)
-        {
-            ref var p = ref Unsafe.Add(ref prepared, g * 4 * PreparedGroupBytes);
-            var gq = q0 + (nuint)(g * 128);
-            var gs = s0 + (nuint)(g * 8);
-            LoadPrepared(ref p, out var low, out var high, out var scale);
-            a0 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a0);
-            LoadPrepared(ref Unsafe.Add(ref p, PreparedGroupBytes), out low, out high, out scale);
-            a1 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a1);
-            LoadPrepared(ref Unsafe.Add(ref p, 2 * PreparedGroupBytes), out low, out high, out scale);
-            a2 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a2);
-            LoadPrepared(ref Unsafe.Add(ref p, 3 * PreparedGroupBytes), out low, out high, out scale);
-            a3 = Step<TFormat>(low, high, scale, ref xq, gq, ref xs, gs, a3);
-        }
-
-        Store4(y, rows, t, r, a0, a1, a2, a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store4(float[] y, int rows, int t, int r, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3)
     {
         var o = (t * rows) + r;
@@ -340,32 +223,6 @@ public static class TiledKernels
     }
 
     // ---- Q4_K: 256-value super-blocks against activations with one scale per 256 ----
-
-    private const int PreparedSuperBytes = 640;
-
-    /// <summary>
-    /// One Q4_K super-block unpacked: four 64-byte runs of nibbles in column order, the eight 6-bit sub-block scales
-    /// spread over the 16-bit pair sums they multiply, the minimums (dmin·m per sub-block, lanes 0–7) and d.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrepareQ4K(ref byte block, ref byte p)
-    {
-        var mask = Vector256.Create((byte)0x0F);
-        for (var g = 0; g < 4; g++)
-        {
-            var packed = Vector256.LoadUnsafe(ref block, (nuint)(16 + (32 * g)));
-            Vector512.Create(packed & mask, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask).StoreUnsafe(ref p, (nuint)(64 * g));
-        }
-
-        UnpackScales(ref block, out var scales, out var mins);
-        for (var g = 0; g < 4; g++)
-        {
-            Avx512BW.PermuteVar32x16(scales, SubBlockControl(g)).StoreUnsafe(ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256 + (64 * g))));
-        }
-
-        mins.StoreUnsafe(ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512)));
-        Vector512.Create(Quants.HalfTable[Unsafe.ReadUnaligned<ushort>(ref block)]).StoreUnsafe(ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 576)));
-    }
 
     /// <summary>maddubs leaves 32 pair sums per 64 values from 64g: the first 16 belong to sub-block 2g, the rest to 2g+1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -408,76 +265,7 @@ public static class TiledKernels
         return Vector512.FusedMultiplyAdd(Vector512.Create(d), Avx512F.ConvertToVector512Single(sums), acc);
     }
 
-    /// <summary>acc + d·d_x·Σ scale·(q·x) − dmin·d_x·Σ min·Σx for one prepared super-block and one token.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> StepQ4K(ref byte p, ref byte xq, nuint q, float dx, ref float xm, nuint m, Vector512<float> acc)
-    {
-        ref var sc = ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256));
-        var i0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.LoadUnsafe(ref p), Vector512.LoadUnsafe(ref xq, q).AsSByte()), Vector512.LoadUnsafe(ref sc));
-        var i1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.LoadUnsafe(ref p, 64), Vector512.LoadUnsafe(ref xq, q + 64).AsSByte()), Vector512.LoadUnsafe(ref sc, 32));
-        var i2 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.LoadUnsafe(ref p, 128), Vector512.LoadUnsafe(ref xq, q + 128).AsSByte()), Vector512.LoadUnsafe(ref sc, 64));
-        var i3 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.LoadUnsafe(ref p, 192), Vector512.LoadUnsafe(ref xq, q + 192).AsSByte()), Vector512.LoadUnsafe(ref sc, 96));
-        ref var f = ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512));
-        acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref f), Vector512.LoadUnsafe(ref xm, m), acc);
-        return Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref f, 16) * dx, Avx512F.ConvertToVector512Single((i0 + i1) + (i2 + i3)), acc);
-    }
-
-    /// <summary>
-    /// One prepared Q4_K row against four tokens: the row's ten registers of a super-block (nibbles, scales, minimums)
-    /// are loaded once and used for all four tokens, whose activations are read as they are needed.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileQ4K1x4(ref byte prepared, int supers, ref byte xq, ref float xd, ref float xm, int columns, int t, float[] y, int rows, int r)
-    {
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var q0 = (nuint)(t * columns);
-        var k0 = t * supers;
-        for (var s = 0; s < supers; s++)
-        {
-            ref var p = ref Unsafe.Add(ref prepared, s * 4 * PreparedSuperBytes);
-            ref var sc = ref Unsafe.As<byte, short>(ref Unsafe.Add(ref p, 256));
-            ref var f = ref Unsafe.As<byte, float>(ref Unsafe.Add(ref p, 512));
-            var w0 = Vector512.LoadUnsafe(ref p);
-            var w1 = Vector512.LoadUnsafe(ref p, 64);
-            var w2 = Vector512.LoadUnsafe(ref p, 128);
-            var w3 = Vector512.LoadUnsafe(ref p, 192);
-            var c0 = Vector512.LoadUnsafe(ref sc);
-            var c1 = Vector512.LoadUnsafe(ref sc, 32);
-            var c2 = Vector512.LoadUnsafe(ref sc, 64);
-            var c3 = Vector512.LoadUnsafe(ref sc, 96);
-            var mins = Vector512.LoadUnsafe(ref f);
-            var d = Unsafe.Add(ref f, 16);
-            var q = q0 + (nuint)(s * 256);
-            var k = k0 + s;
-            a0 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a0);
-            q += (nuint)columns;
-            k += supers;
-            a1 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a1);
-            q += (nuint)columns;
-            k += supers;
-            a2 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a2);
-            q += (nuint)columns;
-            k += supers;
-            a3 = StepQ4K(w0, w1, w2, w3, c0, c1, c2, c3, mins, d, ref xq, q, Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), a3);
-        }
-
-        y[(t * rows) + r] = Vector512.Sum(a0);
-        y[((t + 1) * rows) + r] = Vector512.Sum(a1);
-        y[((t + 2) * rows) + r] = Vector512.Sum(a2);
-        y[((t + 3) * rows) + r] = Vector512.Sum(a3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> StepQ4K(Vector512<byte> w0, Vector512<byte> w1, Vector512<byte> w2, Vector512<byte> w3, Vector512<short> c0, Vector512<short> c1, Vector512<short> c2, Vector512<short> c3, Vector512<float> mins, float d, ref byte xq, nuint q, float dx, ref float xm, nuint m, Vector512<float> acc)
-    {
-        var i0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w0, Vector512.LoadUnsafe(ref xq, q).AsSByte()), c0);
-        var i1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w1, Vector512.LoadUnsafe(ref xq, q + 64).AsSByte()), c1);
-        var i2 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w2, Vector512.LoadUnsafe(ref xq, q + 128).AsSByte()), c2);
-        var i3 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(w3, Vector512.LoadUnsafe(ref xq, q + 192).AsSByte()), c3);
-        acc = Vector512.FusedMultiplyAdd(mins, Vector512.LoadUnsafe(ref xm, m), acc);
-        return Vector512.FusedMultiplyAdd(Vector512.Create(d * dx), Avx512F.ConvertToVector512Single((i0 + i1) + (i2 + i3)), acc);
-    }
-
+    /// <summary>A row at a time, unpacked in registers: decode, and the few rows a batch leaves after PanelKernels' panels.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SuperQ4K(byte[] data, int rowBytes, int rows, int columns, ActivationBatch x, int tokens, float[] y, int from, int to)
     {
@@ -486,82 +274,29 @@ public static class TiledKernels
         ref var xq = ref Unsafe.As<sbyte, byte>(ref MemoryMarshal.GetArrayDataReference(x.SuperQuants));
         ref var xd = ref MemoryMarshal.GetArrayDataReference(x.SuperScales);
         ref var xm = ref MemoryMarshal.GetArrayDataReference(x.SuperMins);
-        var prepared = ArrayPool<byte>.Shared.Rent(4 * supers * PreparedSuperBytes);
-        try
+        for (var r = from; r < to; r++)
         {
-            ref var p0 = ref MemoryMarshal.GetArrayDataReference(prepared);
-            var r = from;
-            if (tokens >= 4)
+            ref var row = ref Unsafe.Add(ref w, (nint)r * rowBytes);
+            for (var t = 0; t < tokens; t++)
             {
-                for (; r + 4 <= to; r += 4)
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                var s = 0;
+                for (; s + 2 <= supers; s += 2)
                 {
-                    for (var rr = 0; rr < 4; rr++)
-                    {
-                        for (var s = 0; s < supers; s++)
-                        {
-                            PrepareQ4K(ref Unsafe.Add(ref w, ((nint)(r + rr) * rowBytes) + (s * 144)), ref Unsafe.Add(ref p0, ((s * 4) + rr) * PreparedSuperBytes));
-                        }
-                    }
-
-                    var t = 0;
-                    for (; t + 4 <= tokens; t += 4)
-                    {
-                        for (var rr = 0; rr < 4; rr++)
-                        {
-                            TileQ4K1x4(ref Unsafe.Add(ref p0, rr * PreparedSuperBytes), supers, ref xq, ref xd, ref xm, columns, t, y, rows, r + rr);
-                        }
-                    }
-
-                    for (; t < tokens; t++)
-                    {
-                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        for (var s = 0; s < supers; s++)
-                        {
-                            ref var p = ref Unsafe.Add(ref p0, s * 4 * PreparedSuperBytes);
-                            var q = (nuint)((t * columns) + (s * 256));
-                            var k = (t * supers) + s;
-                            var d = Unsafe.Add(ref xd, k);
-                            var m = (nuint)(k * 16);
-                            a0 = StepQ4K(ref p, ref xq, q, d, ref xm, m, a0);
-                            a1 = StepQ4K(ref Unsafe.Add(ref p, PreparedSuperBytes), ref xq, q, d, ref xm, m, a1);
-                            a2 = StepQ4K(ref Unsafe.Add(ref p, 2 * PreparedSuperBytes), ref xq, q, d, ref xm, m, a2);
-                            a3 = StepQ4K(ref Unsafe.Add(ref p, 3 * PreparedSuperBytes), ref xq, q, d, ref xm, m, a3);
-                        }
-
-                        Store4(y, rows, t, r, a0, a1, a2, a3);
-                    }
+                    var k = (t * supers) + s;
+                    acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
+                    acc1 = DirectQ4K(ref Unsafe.Add(ref row, (s + 1) * 144), ref xq, (nuint)((t * columns) + ((s + 1) * 256)), Unsafe.Add(ref xd, k + 1), ref xm, (nuint)((k + 1) * 16), acc1);
                 }
-            }
 
-            // Decode and leftover rows: unpacked in registers, super-block by super-block.
-            for (; r < to; r++)
-            {
-                ref var row = ref Unsafe.Add(ref w, (nint)r * rowBytes);
-                for (var t = 0; t < tokens; t++)
+                if (s < supers)
                 {
-                    var acc0 = Vector512<float>.Zero;
-                    var acc1 = Vector512<float>.Zero;
-                    var s = 0;
-                    for (; s + 2 <= supers; s += 2)
-                    {
-                        var k = (t * supers) + s;
-                        acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
-                        acc1 = DirectQ4K(ref Unsafe.Add(ref row, (s + 1) * 144), ref xq, (nuint)((t * columns) + ((s + 1) * 256)), Unsafe.Add(ref xd, k + 1), ref xm, (nuint)((k + 1) * 16), acc1);
-                    }
-
-                    if (s < supers)
-                    {
-                        var k = (t * supers) + s;
-                        acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
-                    }
-
-                    y[(t * rows) + r] = Vector512.Sum(acc0 + acc1);
+                    var k = (t * supers) + s;
+                    acc0 = DirectQ4K(ref Unsafe.Add(ref row, s * 144), ref xq, (nuint)((t * columns) + (s * 256)), Unsafe.Add(ref xd, k), ref xm, (nuint)(k * 16), acc0);
                 }
+
+                y[(t * rows) + r] = Vector512.Sum(acc0 + acc1);
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(prepared);
         }
     }
 
