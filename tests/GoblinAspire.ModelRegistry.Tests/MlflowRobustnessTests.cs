@@ -64,9 +64,12 @@ public sealed class MlflowRobustnessTests(PlatformServers servers, ITestOutputHe
         var models = await mlflow.GetAsync("registered-models/search", "max_results=1000");
         foreach (var model in models.TryGetProperty("registered_models", out var list) ? list.EnumerateArray() : default)
         {
-            var name = Uri.EscapeDataString(model.GetProperty("name").GetString()!);
+            var raw = model.GetProperty("name").GetString()!;
+            var name = Uri.EscapeDataString(raw);
             await mlflow.GetAsync("registered-models/get", $"name={name}");
-            var versions = await mlflow.GetAsync("model-versions/search", $"filter=name%3D%27{name.Replace("'", "%5C%27", StringComparison.Ordinal)}%27&max_results=1000");
+            // A mutated name may hold quotes: in a filter's quoted string a quote is written twice.
+            var filter = Uri.EscapeDataString($"name='{raw.Replace("'", "''", StringComparison.Ordinal)}'");
+            var versions = await mlflow.GetAsync("model-versions/search", $"filter={filter}&max_results=1000");
             foreach (var version in versions.TryGetProperty("model_versions", out var vs) ? vs.EnumerateArray() : default)
             {
                 await mlflow.GetAsync("model-versions/get", $"name={name}&version={version.GetProperty("version").GetString()}");
