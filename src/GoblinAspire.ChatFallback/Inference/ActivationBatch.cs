@@ -99,28 +99,7 @@ public sealed class ActivationBatch(int capacity, int length)
     /// <summary>As <see cref="Quantize(int, ActivationForms)"/>, tokens split across <paramref name="threads"/>.</summary>
     public void Quantize(int tokens, ActivationForms forms, int threads)
     {
-        // The arrays made on first use are made here, once, not by racing threads.
-        if ((forms & ActivationForms.Panels) != 0)
-        {
-            GC.KeepAlive(PanelOffsets4);
-            GC.KeepAlive(PanelOffsets8);
-        }
-
-        if ((forms & ActivationForms.Groups) != 0)
-        {
-            GC.KeepAlive(GroupQuants);
-            GC.KeepAlive(GroupFactors4);
-            GC.KeepAlive(GroupFactors8);
-        }
-
-        if ((forms & ActivationForms.SuperBlocks) != 0)
-        {
-            GC.KeepAlive(SuperQuants);
-            GC.KeepAlive(SuperScales);
-            GC.KeepAlive(SuperMins);
-            GC.KeepAlive(SuperSums16);
-        }
-
+        MakeArrays(forms);
         if (threads <= 1 || tokens < 2)
         {
             for (var t = 0; t < tokens; t++)
@@ -132,6 +111,31 @@ public sealed class ActivationBatch(int capacity, int length)
         }
 
         Parallel.For(0, tokens, new ParallelOptions { MaxDegreeOfParallelism = threads }, t => QuantizeRow(t, forms));
+    }
+
+    /// <summary>Makes the arrays <paramref name="forms"/> write, once, before the tokens are split across threads that would race to make them.</summary>
+    private void MakeArrays(ActivationForms forms)
+    {
+        if ((forms & ActivationForms.Panels) != 0)
+        {
+            _ = PanelOffsets4;
+            _ = PanelOffsets8;
+        }
+
+        if ((forms & ActivationForms.Groups) != 0)
+        {
+            _ = GroupQuants;
+            _ = GroupFactors4;
+            _ = GroupFactors8;
+        }
+
+        if ((forms & ActivationForms.SuperBlocks) != 0)
+        {
+            _ = SuperQuants;
+            _ = SuperScales;
+            _ = SuperMins;
+            _ = SuperSums16;
+        }
     }
 
     private void QuantizeRow(int t, ActivationForms forms)

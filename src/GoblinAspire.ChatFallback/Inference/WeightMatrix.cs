@@ -94,12 +94,14 @@ public sealed class WeightMatrix
     }
 
     /// <summary>One part per thread, but no part under 64 rows: smaller ones cost more to hand out than to compute.</summary>
-    private int PartsFor(int threads) => Math.Max(1, Math.Min(threads, Rows / 64));
+    private int PartsFor(int threads) => Math.Min(threads, MaxParts);
+
+    private int MaxParts => Math.Max(1, Rows / 64);
 
     /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of the rows; none when this matrix has fewer parts.</summary>
     private void MultiplyPart(ActivationInput input, float[] y, int part, int parts)
     {
-        var own = Math.Min(parts, PartsFor(parts));
+        var own = Math.Min(parts, MaxParts);
         if (part >= own)
         {
             return;
